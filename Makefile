@@ -1,0 +1,54 @@
+# Entry points for people and CI. `make drill` and `make test` set up everything
+# they need on a fresh machine (Debian packages, .venv, Compose plugin, dockerd).
+
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export TRUEBOND_DRILL_HOME ?= /var/tmp/truebond-drill
+export DOCKER_BUILDKIT := 0
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: host stack drill drill-down lint unit integration molecule test bench build
+
+host:
+	bash tests/stack/host.sh
+
+stack: host
+	bash tests/stack/stack.sh up v1.0.0
+
+# The main job: the stack starts on the broken v1.0.0 and is rolled back to v0.9.5.
+drill: stack
+	ansible-playbook playbooks/rollback_app.yml -e version=v0.9.5 -e severity=high \
+	  -e issue="Drill: v1.0.0 breaks authentication" \
+	  -e symptoms="Drill: /api/auth/health answers 500 after the v1.0.0 deploy"
+	@bash tests/stack/stack.sh status
+	@echo "The backend answers at http://127.0.0.1:18080/api/health; remove the stack with: make drill-down"
+
+drill-down:
+	bash tests/stack/stack.sh down
+
+build: host
+	mkdir -p tests/output
+	ansible-galaxy collection build --force --output-path tests/output .
+
+lint: host
+	yamllint -s .
+	ruff check plugins tests bench
+	ruff format --check plugins tests bench
+	ansible-lint --profile production
+	bash tests/lint-docs.sh
+
+unit: host
+	$(PYTEST) -q tests/unit
+
+integration: stack
+	$(PYTEST) -q tests/integration
+
+molecule: stack
+	molecule test
+
+test: lint unit integration molecule
+
+bench: stack
+	$(VENV)/bin/python bench/downtime.py
