@@ -19,6 +19,7 @@ Usage: python bench/downtime.py [--runs 3] [--output bench/results]
 """
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -68,10 +69,12 @@ class Poller(threading.Thread):
 
     def longest_gap(self, start, end):
         """Return the longest time between two 200 answers within [start, end]."""
-        ok_times = [t for t, status, _ in self.samples if status == 200 and start <= t <= end]
+        ok_times = [
+            t for t, status, _ in self.samples if status == 200 and start <= t <= end
+        ]
         if len(ok_times) < 2:
             return end - start
-        return max(later - earlier for earlier, later in zip(ok_times, ok_times[1:]))
+        return max(later - earlier for earlier, later in itertools.pairwise(ok_times))
 
     def first_ok(self, version, after):
         for t, status, seen in self.samples:
@@ -103,7 +106,7 @@ def wait_for(poller, version, after, deadline=60):
         if seen is not None:
             return seen
         time.sleep(0.02)
-    raise RuntimeError("v%s did not answer 200 within %d s" % (version, deadline))
+    raise RuntimeError(f"{version} did not answer 200 within {deadline} s")
 
 
 def way_playbook(poller):
@@ -155,7 +158,9 @@ def measure(name, runs):
     return {
         "runs": figures,
         "median_wall_seconds": statistics.median(f["wall_seconds"] for f in figures),
-        "median_downtime_seconds": statistics.median(f["downtime_seconds"] for f in figures),
+        "median_downtime_seconds": statistics.median(
+            f["downtime_seconds"] for f in figures
+        ),
     }
 
 
@@ -167,7 +172,9 @@ def main():
         default=os.path.join(REPO, "bench", "results"),
         help="folder for the JSON results (default bench/results)",
     )
-    parser.add_argument("--ways", default="playbook,plan,recreate", help="comma-separated")
+    parser.add_argument(
+        "--ways", default="playbook,plan,recreate", help="comma-separated"
+    )
     args = parser.parse_args()
 
     results = {
@@ -178,19 +185,17 @@ def main():
     }
     for name in args.ways.split(","):
         results["ways"][name] = measure(name, args.runs)
+        way = results["ways"][name]
         print(
-            "%-9s median wall %.2f s, median downtime %.2f s (runs: %s)"
-            % (
-                name,
-                results["ways"][name]["median_wall_seconds"],
-                results["ways"][name]["median_downtime_seconds"],
-                results["ways"][name]["runs"],
-            ),
+            f"{name:<9} median wall {way['median_wall_seconds']:.2f} s, "
+            f"median downtime {way['median_downtime_seconds']:.2f} s (runs: {way['runs']})",
             flush=True,
         )
     reset_stack()
     os.makedirs(args.output, exist_ok=True)
-    path = os.path.join(args.output, "downtime-%s.json" % results["measured_at"].replace(":", ""))
+    path = os.path.join(
+        args.output, "downtime-{}.json".format(results["measured_at"].replace(":", ""))
+    )
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2)
     print("results written to", path)

@@ -4,6 +4,7 @@
 # antsibull-docs lints the collection's documentation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH=$PWD/.venv/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$PWD/.collections
 
 status=0

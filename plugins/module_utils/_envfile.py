@@ -22,11 +22,11 @@ v2 and later, and were checked against Docker Compose v5.6.1 with
   This module does not interpolate: it returns the value before interpolation and
   reports whether interpolation applies.
 
-Compose rejects some files that this parser rejects too: a key with a space or an
-unexpected character, and an unterminated quote. This parser rejects two more cases
-instead of guessing, because an edit that misreads the file could change another
-variable: text after a closing quote that is not a comment, and a quoted value that
-spans lines.
+Like Compose, the parser rejects a key with a space or an unexpected character, and
+an unterminated quote. It also rejects three cases that Compose accepts, because an
+edit that misreads the file could change another variable: ``=value`` without a key,
+text after a closing quote that is not a comment, and a quoted value that spans
+lines.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ _DOUBLE_QUOTE_ENCODING = {
     "\t": "\\t",
     "\v": "\\v",
 }
+# Control characters that set_value writes as escapes inside double quotes.
+_CONTROL_CHARACTERS = frozenset("\a\b\f\n\r\t\v")
 # Characters that make set_value quote a value that was unquoted.
 _NEEDS_QUOTES = frozenset(_GO_SPACE + "#'\"$")
 
@@ -90,7 +92,8 @@ class EnvEntry:
     value after quote removal and escape processing, before interpolation. Both are
     None for a line with only a key. ``quote`` is ``'``, ``"`` or None (unquoted).
     ``interpolated`` says whether Compose expands ``$VAR`` in the value.
-    ``value_span`` is the (start, end) column range of ``raw_value`` in the line.
+    ``value_span`` is the (start, end) column range of ``raw_value`` in the line, or
+    twice the column after the key for a line with only a key.
     """
 
     line_index: int
@@ -141,7 +144,7 @@ def _scan_quoted(line: str, start: int, line_number: int, key: str):
         char = line[position]
         if escaped:
             escaped = False
-            # An escaped quote drops its backslash; any other escape keeps it.
+            # An escaped quote drops its backslash, but any other escape keeps it.
             if char != quote:
                 chars.append("\\")
             chars.append(char)
@@ -203,7 +206,14 @@ def _parse_line(line: str, line_index: int) -> EnvEntry | None:
     if separator_at is None:
         end_of_key = key_start + len(key)
         return EnvEntry(
-            line_index, key, None, None, None, has_export, False, (end_of_key, end_of_key)
+            line_index,
+            key,
+            None,
+            None,
+            None,
+            has_export,
+            False,
+            (end_of_key, end_of_key),
         )
 
     value_start = _skip_inline_space(line, separator_at + 1)
@@ -306,7 +316,7 @@ def _fits_single_quotes(value: str) -> bool:
     # Inside single quotes, \' is a quote, so a value cannot contain ' or end with \.
     if "'" in value or value.endswith("\\"):
         return False
-    return not any(char in _DOUBLE_QUOTE_ENCODING and char != "\\" for char in value)
+    return not any(char in _CONTROL_CHARACTERS for char in value)
 
 
 def _fits_unquoted(value: str) -> bool:

@@ -35,6 +35,9 @@ SEMANTIC_VERSION = re.compile(
 # command line or a template was pasted into the version.
 _SHELL_METACHARACTERS = frozenset("|&;<>()$`\\\"'*?[]{}!#~=")
 
+# An image ID as docker inspect shows it in .Image, with or without the algorithm.
+IMAGE_ID = re.compile(r"\A(?:sha256:)?[0-9a-f]{64}\Z")
+
 _EXPECTED_FORM = "expected the form vMAJOR.MINOR.PATCH, e.g. v0.9.5"
 _EXPLICIT_VERSION_HINT = "pass the version explicitly (-e version=vX.Y.Z)"
 
@@ -68,10 +71,10 @@ class SemanticVersion:
     """A parsed semantic version that compares by SemVer 2.0 precedence.
 
     Build metadata is kept in ``build`` but ignored by comparisons, so v1.0.0+a equals
-    v1.0.0+b, as SemVer 2.0 section 10 requires.
+    v1.0.0+b, as SemVer 2.0 item 10 requires.
     """
 
-    __slots__ = ("text", "major", "minor", "patch", "prerelease", "build")
+    __slots__ = ("build", "major", "minor", "patch", "prerelease", "text")
 
     def __init__(self, text, major, minor, patch, prerelease=(), build=()):
         self.text = text
@@ -253,6 +256,11 @@ def parse_image_reference(reference) -> tuple[str, str | None, str | None]:
     return name, tag, digest or None
 
 
+def is_image_id(text) -> bool:
+    """Return whether ``text`` is an image ID (``sha256:<64 hex digits>``)."""
+    return isinstance(text, str) and IMAGE_ID.match(text) is not None
+
+
 def _tags_of_repository(tags, repository) -> set[str]:
     """Return the tags in ``tags`` that belong to ``repository``.
 
@@ -283,7 +291,8 @@ def _git_tag_names(git_tags) -> set[str]:
     for entry in git_tags:
         if not isinstance(entry, str):
             continue
-        names.add(entry[len(prefix) :] if entry.startswith(prefix) else entry)
+        # str.removeprefix needs Python 3.9, and managed hosts may run 3.8.
+        names.add(entry[len(prefix) :] if entry.startswith(prefix) else entry)  # noqa: FURB188
     return names
 
 
@@ -304,7 +313,24 @@ def _direction(current: str | None, target: str) -> str:
     return "none"
 
 
-def resolve_target(requested, running_image, image_tags, git_tags) -> dict:
+def _unknown_reason(running_image, running_tag, running_digest) -> str:
+    """Return why the running version is unknown, as the end of a sentence."""
+    if running_image is None:
+        return "because no running image was given"
+    if is_image_id(running_image):
+        return f"from {running_image!r} because it is an image ID, not a tagged name"
+    if running_tag is not None:
+        reason = f"its tag {running_tag!r} is not a semantic version"
+    elif running_digest is not None:
+        reason = "it names a digest and no tag"
+    else:
+        reason = "it has no tag, which Docker reads as 'latest'"
+    return f"from image {running_image!r} because {reason}"
+
+
+def resolve_target(
+    requested, running_image, image_tags, git_tags, repository=None
+) -> dict:
     """Choose the version to switch ``running_image`` to, and where it comes from.
 
     With ``requested`` set, it must be a release version found among ``image_tags``
@@ -312,8 +338,25 @@ def resolve_target(requested, running_image, image_tags, git_tags) -> dict:
     than the running one. The running version is the tag of ``running_image``, which
     must then be a semantic version. Raises a VersionError subclass, whose
     ``known_versions`` lists the release versions found.
+
+    ``repository`` names the image repository of the target. It defaults to the
+    repository of ``running_image`` and is required when ``running_image`` is None,
+    for example because no container runs.
     """
-    repository, running_tag, _digest = parse_image_reference(running_image)
+    running_tag = running_digest = None
+    if is_image_id(running_image):
+        if not repository:
+            raise InvalidImageReferenceError(
+                f"image reference {running_image!r} is an image ID, which names no"
+                " repository; pass the repository, e.g. truebond-backend"
+            )
+    elif running_image is not None:
+        running_repository, running_tag, running_digest = parse_image_reference(
+            running_image
+        )
+        repository = repository or running_repository
+    if not repository:
+        raise ValueError("resolve_target needs running_image or repository")
 
     image_versions = _release_versions(_tags_of_repository(image_tags, repository))
     git_versions = _release_versions(_git_tag_names(git_tags))
@@ -333,10 +376,10 @@ def resolve_target(requested, running_image, image_tags, git_tags) -> dict:
         resolved_by = "request"
     else:
         if current_version is None:
+            reason = _unknown_reason(running_image, running_tag, running_digest)
             raise RunningVersionError(
-                "the running version cannot be determined from image"
-                f" {running_image!r} because its tag {running_tag or 'latest'!r} is"
-                f" not a semantic version, {_EXPLICIT_VERSION_HINT}; {suffix}",
+                f"the running version cannot be determined {reason},"
+                f" {_EXPLICIT_VERSION_HINT}; {suffix}",
                 known_versions,
             )
         current_key = parse_version(current_version)

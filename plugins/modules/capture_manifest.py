@@ -197,7 +197,9 @@ def normalize_exclude(exclude):
 
 
 def is_excluded(relative, exclude):
-    return any(relative == entry or relative.startswith(entry + "/") for entry in exclude)
+    return any(
+        relative == entry or relative.startswith(entry + "/") for entry in exclude
+    )
 
 
 def is_reserved(relative):
@@ -276,7 +278,9 @@ def scan_folder(root, exclude):
 
 
 def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # datetime.UTC needs Python 3.11, and managed hosts may run an older Python.
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_manifest(entries, metadata, exclude, created):
@@ -352,6 +356,14 @@ def check_not_symlink(path):
         )
 
 
+class DamagedManifestError(ManifestError):
+    """An existing manifest.json that cannot be read as a format 1 manifest."""
+
+    def __init__(self, detail):
+        super().__init__(f"{detail}; remove it and run state=present again")
+        self.detail = detail
+
+
 def load_manifest(manifest_path):
     """Return the parsed manifest, or None when the file does not exist."""
     try:
@@ -362,15 +374,13 @@ def load_manifest(manifest_path):
     try:
         manifest = json.loads(content)
     except ValueError as error:
-        raise ManifestError(
-            f"{manifest_path} is not valid JSON ({error}); remove it and run "
-            "state=present again"
+        raise DamagedManifestError(
+            f"{manifest_path} is not valid JSON ({error})"
         ) from error
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise ManifestError(
-            f"{manifest_path} has format {found!r}, expected {MANIFEST_FORMAT}; "
-            "remove it and run state=present again"
+        raise DamagedManifestError(
+            f"{manifest_path} has format {found!r}, expected {MANIFEST_FORMAT}"
         )
     return manifest
 
@@ -402,9 +412,9 @@ def plan_present(root, metadata, exclude):
     existing = None
     try:
         existing = load_manifest(manifest_path)
-    except ManifestError as error:
+    except DamagedManifestError as error:
         # state=present replaces a damaged manifest instead of failing on it.
-        warnings.append(f"replacing the existing manifest: {error}")
+        warnings.append(f"replacing the damaged manifest: {error.detail}")
 
     unchanged = (
         existing is not None
@@ -483,10 +493,10 @@ def mismatch(path, problem, expected, actual):
 
 
 def list_names(names):
-    shown = ", ".join(names[:MAX_NAMES_IN_MESSAGE])
+    listing = ", ".join(names[:MAX_NAMES_IN_MESSAGE])
     if len(names) > MAX_NAMES_IN_MESSAGE:
-        shown += f" and {len(names) - MAX_NAMES_IN_MESSAGE} more"
-    return shown
+        listing += f" and {len(names) - MAX_NAMES_IN_MESSAGE} more"
+    return listing
 
 
 def build_mismatch_message(root, mismatches):
@@ -569,7 +579,9 @@ def run_verified(module, root, exclude):
         module.warn(warning)
     result["changed"] = False
     if not result["verified"]:
-        module.fail_json(msg=build_mismatch_message(root, result["mismatches"]), **result)
+        module.fail_json(
+            msg=build_mismatch_message(root, result["mismatches"]), **result
+        )
     return result
 
 

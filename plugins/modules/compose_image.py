@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Copyright: Contributors to the truebond.rollback collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -12,7 +11,7 @@ version_added: 0.1.0
 description:
   - Reads the image tag of one service in a Docker Compose file and, when O(tag) is
     given, sets it.
-  - When the tag part of the image is written literally (C(image: app:v1.0.0)), the
+  - When the tag part of the image is written literally, as in C(app:v1.0.0), the
     module edits only that tag in the Compose file. Quotes, comments, indentation and
     all other lines stay as they are.
   - When the tag part is a variable (C(app:${BACKEND_TAG}), C(app:${BACKEND_TAG:-v1.0.0})
@@ -156,15 +155,17 @@ image:
   type: str
   returned: success
   sample: truebond-backend:v0.9.5
-mode:
+tag_mode:
   description:
     - V(literal) when the tag is written in the Compose file.
     - V(variable) when the tag comes from a variable.
+    - Not named C(mode) because Ansible returns the permissions of RV(path) as
+      C(mode).
   type: str
   returned: success
   sample: literal
 variable:
-  description: Name of the tag variable in variable mode, else C(null).
+  description: Name of the tag variable when RV(tag_mode=variable), else C(null).
   type: str
   returned: success
   sample: BACKEND_TAG
@@ -182,6 +183,8 @@ path:
   description:
     - The file that holds the tag, which is the file written or that would be
       written. The Compose file in literal mode, the env file in variable mode.
+    - When that file exists, Ansible adds its C(owner), C(group), C(mode), C(uid),
+      C(gid), C(size) and C(state) to the result.
   type: str
   returned: success
   sample: /var/tmp/truebond-drill/truebond/docker-compose.production.yml
@@ -215,7 +218,8 @@ except ImportError:
 else:
     YAML_IMPORT_ERROR = None
 
-# Docker's tag grammar, from the reference grammar of the distribution project.
+# Docker's image tag grammar: 1 to 128 word characters, dots and dashes, the first not
+# a dot or a dash.
 DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 # A tag that is one Compose variable: ":${NAME}", ":${NAME:-default}",
@@ -473,7 +477,9 @@ def edit_literal_tag(text, document, root, template, tag, path, service) -> str:
     start = end - len(written)
 
     new_image = template.reference(tag)
-    new_text = text[:start] + _render_scalar(node, new_image, path, service) + text[end:]
+    new_text = (
+        text[:start] + _render_scalar(node, new_image, path, service) + text[end:]
+    )
 
     expected = copy.deepcopy(document)
     expected["services"][service]["image"] = new_image
@@ -516,14 +522,18 @@ def get_env_value(env_text, env_path: str, variable: str):
     try:
         return _envfile.get(env_text, variable)
     except _envfile.EnvFileError as exc:
-        raise ComposeImageError(f"env file {env_path!r} cannot be parsed: {exc}") from None
+        raise ComposeImageError(
+            f"env file {env_path!r} cannot be parsed: {exc}"
+        ) from None
 
 
 def set_env_value(env_text, env_path: str, variable: str, tag: str) -> str:
     try:
         return _envfile.set_value(env_text or "", variable, tag)
     except _envfile.EnvFileError as exc:
-        raise ComposeImageError(f"env file {env_path!r} cannot be edited: {exc}") from None
+        raise ComposeImageError(
+            f"env file {env_path!r} cannot be edited: {exc}"
+        ) from None
 
 
 def plan_change(params) -> dict:
@@ -532,7 +542,7 @@ def plan_change(params) -> dict:
     Returns a dict with the result keys for exit_json, plus ``write`` (None, or a
     dict with path, before and after text, and whether the file exists).
     """
-    path = params["file"]
+    path = os.path.abspath(params["file"])
     service = params["service"]
     tag = params["tag"]
     if tag is not None:
@@ -551,18 +561,21 @@ def plan_change(params) -> dict:
         after = text
         exists = True
         if tag is not None and tag != previous_tag:
-            after = edit_literal_tag(
-                text, document, root, template, tag, path, service
-            )
+            after = edit_literal_tag(text, document, root, template, tag, path, service)
     else:
-        target_path = params["env_file"] or os.path.join(
-            os.path.dirname(path), ".env"
+        target_path = os.path.abspath(
+            params["env_file"] or os.path.join(os.path.dirname(path), ".env")
         )
         env_text = read_env_text(target_path)
         exists = env_text is not None
         env_value = get_env_value(env_text, target_path, template.variable)
         previous_tag, previous_source = resolve_variable_tag(template, env_value)
-        warnings.extend(variable_warnings(template, env_value, previous_tag, target_path))
+        if tag is None:
+            warnings.extend(
+                variable_warnings(template, env_value, previous_tag, target_path)
+            )
+        elif template.variable in os.environ:
+            warnings.append(environment_warning(template.variable, target_path))
 
         before = env_text or ""
         after = before
@@ -585,7 +598,7 @@ def plan_change(params) -> dict:
         "tag": current_tag,
         "previous_tag": previous_tag,
         "image": template.reference(current_tag),
-        "mode": template.mode,
+        "tag_mode": template.mode,
         "variable": template.variable,
         "tag_source": current_source,
         "path": target_path,
@@ -599,16 +612,23 @@ def plan_change(params) -> dict:
     }
 
 
+def environment_warning(variable: str, env_path: str) -> str:
+    return (
+        f"{variable} is set in the environment of this module run"
+        f" ({os.environ[variable]!r}); docker compose started with that"
+        f" environment uses it instead of the value in {env_path!r}"
+    )
+
+
 def variable_warnings(template, env_value, tag, env_path) -> list[str]:
-    """Return warnings about how Compose may resolve the tag variable differently."""
+    """Return warnings about how Compose may resolve the tag variable differently.
+
+    ``tag`` is the tag that the module read, or None if it found none.
+    """
     variable = template.variable
     warnings = []
     if variable in os.environ:
-        warnings.append(
-            f"{variable} is set in the environment of this module run"
-            f" ({os.environ[variable]!r}); docker compose started with that"
-            f" environment uses it instead of the value in {env_path!r}"
-        )
+        warnings.append(environment_warning(variable, env_path))
     if env_value is not None and "$" in env_value:
         warnings.append(
             f"the value {env_value!r} of {variable} in {env_path!r} contains '$';"
@@ -660,23 +680,25 @@ def run_module(module) -> dict:
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            file=dict(type="path", required=True),
-            service=dict(type="str", required=True),
-            tag=dict(type="str"),
-            env_file=dict(type="path"),
-            backup=dict(type="bool", default=True),
-        ),
+        argument_spec={
+            "file": {"type": "path", "required": True},
+            "service": {"type": "str", "required": True},
+            "tag": {"type": "str"},
+            "env_file": {"type": "path"},
+            "backup": {"type": "bool", "default": True},
+        },
         supports_check_mode=True,
     )
     if yaml is None:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
+        module.fail_json(
+            msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR
+        )
 
     try:
         result = run_module(module)
     except ComposeImageError as exc:
         module.fail_json(msg=str(exc))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - report any bug with its traceback
         module.fail_json(
             msg=f"unexpected error: {type(exc).__name__}: {exc}",
             exception=traceback.format_exc(),

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: disk_space_info
-short_description: Report the free space of the filesystem that holds a path
+short_description: Report the free space of the filesystem that contains a path
 description:
-  - Reports the free and total space of the filesystem that holds O(path).
+  - Reports the free and total space of the filesystem that contains O(path).
   - O(path) does not need to exist yet. The module walks up to the nearest existing
     ancestor and checks the filesystem of that one, which is where a directory
     created at O(path) would live unless something is mounted in between later.
@@ -112,7 +112,7 @@ def nearest_existing_path(path):
 
 
 def measure(path, min_free_mb=None):
-    """Return the free and total space of the filesystem that holds path."""
+    """Return the free and total space of the filesystem that contains path."""
     checked_path = nearest_existing_path(path)
     stats = os.statvfs(checked_path)
     free_bytes = stats.f_bavail * stats.f_frsize

@@ -9,7 +9,7 @@ short_description: Probe HTTP health endpoints until they pass several rounds in
 description:
   - Sends a GET request to every endpoint in O(endpoints) once per round, and repeats
     the rounds until O(consecutive) rounds in a row pass or O(deadline) has passed.
-  - A round passes only when every endpoint passes. An endpoint passes when it answers
+  - A round passes only when every endpoint passes. An endpoint passes when it responds
     with a status in O(expected_status) and, if O(expected_version) is set, with a JSON
     body whose O(version_field) equals O(expected_version).
   - Any failing round resets the streak of passing rounds to zero.
@@ -27,7 +27,7 @@ attributes:
     details:
       - The probe runs in check mode exactly as in a normal run, because it only reads.
       - "In check mode the tasks before it have not switched anything, so the probe
-        sees the old release. Callers usually skip it in check mode, for example with
+        would check the old release. Callers usually skip it in check mode, for example with
         C(when: not ansible_check_mode)."
   diff_mode:
     support: none
@@ -165,7 +165,7 @@ streak:
   returned: always
   sample: 3
 best_streak:
-  description: Longest run of passing rounds in a row seen during the probe.
+  description: Maximum number of passing rounds in a row during the probe.
   type: int
   returned: always
   sample: 3
@@ -202,13 +202,15 @@ endpoints:
       type: bool
       sample: true
     version:
-      description: Value of O(version_field) in the last JSON body, or null.
-      type: str
+      description:
+        - Value of O(version_field) in the last JSON body, or null. Usually a string,
+          but returned as the JSON value it is.
+      type: raw
       sample: v0.9.5
     reason:
-      description: What the endpoint answered in the last round, or why it failed.
+      description: The status and version returned in the last round, or why it failed.
       type: str
-      sample: answered 200 with version 'v0.9.5'
+      sample: returned 200 with version 'v0.9.5'
     location:
       description: C(Location) header of the last response if it was a redirect, else null.
       type: str
@@ -232,7 +234,7 @@ failures:
   elements: str
   returned: always
   sample:
-    - '/api/auth/health answered 500, expected 200 - {"status": "error"}'
+    - '/api/auth/health returned 500, expected 200 - {"status": "error"}'
 """
 
 import http.client
@@ -414,43 +416,43 @@ def evaluate_response(
     if 300 <= status <= 399:
         if fetched["location"]:
             result["reason"] = (
-                f"answered {status}, a redirect to {fetched['location']} (not followed)"
+                f"returned {status}, a redirect to {fetched['location']} (not followed)"
             )
         else:
             result["reason"] = (
-                f"answered {status}, a redirect without a Location header"
+                f"returned {status}, a redirect without a Location header"
             )
         return result
 
     if status not in expected_status:
         expected = format_status_list(expected_status)
-        result["reason"] = f"answered {status}, expected {expected} - {short_body}"
+        result["reason"] = f"returned {status}, expected {expected} - {short_body}"
         return result
 
     if expected_version is None:
         result["ok"] = True
-        result["reason"] = f"answered {status}"
+        result["reason"] = f"returned {status}"
         if has_version:
             result["reason"] += f" with version {version!r}"
         return result
 
     if document is None:
         result["reason"] = (
-            f"answered {status} with a body that is not JSON, so its version cannot "
+            f"returned {status} with a body that is not JSON, so its version cannot "
             f"be checked - {short_body}"
         )
     elif not has_version:
         result["reason"] = (
-            f"answered {status} without a {version_field!r} field in its JSON body - "
+            f"returned {status} without a {version_field!r} field in its JSON body - "
             f"{short_body}"
         )
     elif str(version) != expected_version:
         result["reason"] = (
-            f"answered {status} with version {version!r}, expected {expected_version!r}"
+            f"returned {status} with version {version!r}, expected {expected_version!r}"
         )
     else:
         result["ok"] = True
-        result["reason"] = f"answered {status} with version {version!r}"
+        result["reason"] = f"returned {status} with version {version!r}"
     return result
 
 
@@ -563,10 +565,11 @@ def build_unhealthy_message(params, result):
     if not current:
         # The last round passed, but the streak was still too short.
         current = ["last failing round: " + "; ".join(result["failures"])]
+    rounds = f"{result['rounds']} round" + ("" if result["rounds"] == 1 else "s")
     return (
         f"{params['base_url']} not healthy after {result['elapsed']:.1f} s "
-        f"({result['rounds']} rounds, best streak {result['best_streak']} of "
-        f"{params['consecutive']}): " + "; ".join(current)
+        f"({rounds}, best streak {result['best_streak']} of {params['consecutive']}): "
+        + "; ".join(current)
     )
 
 

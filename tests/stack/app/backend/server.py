@@ -44,7 +44,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):
         sys.stdout.write(
-            "%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), format % args)
+            "{} {}\n".format(
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), format % args
+            )
         )
 
     def send_json(self, code, body):
@@ -66,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
         with COUNTS_LOCK:
             for (path, code), count in sorted(REQUEST_COUNTS.items()):
                 lines.append(
-                    'http_requests_total{path="%s",code="%d"} %d' % (path, code, count)
+                    f'http_requests_total{{path="{path}",code="{code}"}} {count}'
                 )
         payload = ("\n".join(lines) + "\n").encode("utf-8")
         self.send_response(200)
@@ -121,7 +123,7 @@ def main():
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "18080"))
     startup_delay = float(os.environ.get("STARTUP_DELAY_SECONDS", "0.5"))
-    print("truebond-backend %s starting on %s:%d" % (VERSION, host, port), flush=True)
+    print(f"truebond-backend {VERSION} starting on {host}:{port}", flush=True)
     # A real service loads configuration and connects to its stores before it listens.
     time.sleep(startup_delay)
     ThreadingHTTPServer.allow_reuse_address = True
@@ -129,15 +131,18 @@ def main():
     server.daemon_threads = True
 
     def stop(signum, frame):
-        print("truebond-backend %s received signal %d, stopping" % (VERSION, signum), flush=True)
+        print(
+            f"truebond-backend {VERSION} received signal {signum}, stopping",
+            flush=True,
+        )
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print("truebond-backend %s listening" % VERSION, flush=True)
+    print(f"truebond-backend {VERSION} listening", flush=True)
     server.serve_forever(poll_interval=0.1)
     server.server_close()
-    print("truebond-backend %s stopped" % VERSION, flush=True)
+    print(f"truebond-backend {VERSION} stopped", flush=True)
 
 
 if __name__ == "__main__":

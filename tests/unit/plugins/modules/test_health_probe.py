@@ -113,7 +113,10 @@ def bind_server():
 
 @pytest.fixture
 def serve():
-    """Start servers that answer with a reply function (path, count) -> reply."""
+    """Start servers whose responses come from reply(path, count).
+
+    reply returns (status, headers, body), and count is the server's request number.
+    """
     servers = []
 
     def start(reply):
@@ -214,7 +217,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             "v0.9.5",
             "version",
             True,
-            "answered 200 with version 'v0.9.5'",
+            "returned 200 with version 'v0.9.5'",
             id="expected-version",
         ),
         pytest.param(
@@ -222,7 +225,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             "v1.0.0",
             "version",
             False,
-            "answered 200 with version 'v0.9.5', expected 'v1.0.0'",
+            "returned 200 with version 'v0.9.5', expected 'v1.0.0'",
             id="other-version",
         ),
         pytest.param(
@@ -230,7 +233,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             None,
             "version",
             False,
-            'answered 500, expected 200 - {"error": "boom"}',
+            'returned 500, expected 200 - {"error": "boom"}',
             id="server-error",
         ),
         pytest.param(
@@ -238,7 +241,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             None,
             "version",
             False,
-            "answered 503, expected 200 - (empty body)",
+            "returned 503, expected 200 - (empty body)",
             id="empty-error-body",
         ),
         pytest.param(
@@ -246,7 +249,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             None,
             "version",
             False,
-            "answered 302, a redirect to /login (not followed)",
+            "returned 302, a redirect to /login (not followed)",
             id="redirect",
         ),
         pytest.param(
@@ -254,7 +257,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             None,
             "version",
             False,
-            "answered 301, a redirect without a Location header",
+            "returned 301, a redirect without a Location header",
             id="redirect-without-location",
         ),
         pytest.param(
@@ -262,7 +265,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             "v0.9.5",
             "version",
             False,
-            "answered 200 with a body that is not JSON, so its version cannot be "
+            "returned 200 with a body that is not JSON, so its version cannot be "
             "checked - <html>ok</html>",
             id="html-with-expected-version",
         ),
@@ -271,7 +274,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             None,
             "version",
             True,
-            "answered 200",
+            "returned 200",
             id="html-without-expected-version",
         ),
         pytest.param(
@@ -279,7 +282,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             "v0.9.5",
             "version",
             False,
-            "answered 200 without a 'version' field in its JSON body - "
+            "returned 200 without a 'version' field in its JSON body - "
             '{"status": "ok"}',
             id="missing-version-field",
         ),
@@ -288,7 +291,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             "v0.9.5",
             "version",
             False,
-            "answered 200 without a 'version' field in its JSON body - [\"v0.9.5\"]",
+            "returned 200 without a 'version' field in its JSON body - [\"v0.9.5\"]",
             id="json-list-body",
         ),
         pytest.param(
@@ -296,7 +299,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             "v0.9.5",
             "release",
             True,
-            "answered 200 with version 'v0.9.5'",
+            "returned 200 with version 'v0.9.5'",
             id="custom-version-field",
         ),
         pytest.param(
@@ -304,7 +307,7 @@ VERSION_BODY = b'{"status": "ok", "version": "v0.9.5"}'
             "2",
             "version",
             True,
-            "answered 200 with version 2",
+            "returned 200 with version 2",
             id="number-version-as-string",
         ),
         pytest.param(
@@ -328,12 +331,12 @@ def test_evaluate_response_cases(response, expected_version, version_field, ok, 
 def test_evaluate_response_accepts_listed_statuses():
     verdict = health_probe.evaluate_response(fetched(204, b""), [200, 204], None)
     assert verdict["ok"] is True
-    assert verdict["reason"] == "answered 204"
+    assert verdict["reason"] == "returned 204"
 
 
 def test_evaluate_response_names_all_expected_statuses():
     verdict = health_probe.evaluate_response(fetched(500, b"x"), [200, 204], None)
-    assert verdict["reason"] == "answered 500, expected one of 200, 204 - x"
+    assert verdict["reason"] == "returned 500, expected one of 200, 204 - x"
 
 
 def test_evaluate_response_limits_excerpts():
@@ -341,7 +344,7 @@ def test_evaluate_response_limits_excerpts():
     verdict = health_probe.evaluate_response(fetched(500, body), [200], None)
     assert len(verdict["body_excerpt"]) == 300
     assert verdict["reason"].endswith("x...")
-    assert len(verdict["reason"]) == len("answered 500, expected 200 - ") + 120
+    assert len(verdict["reason"]) == len("returned 500, expected 200 - ") + 120
 
 
 @pytest.mark.parametrize(
@@ -465,18 +468,18 @@ def test_probe_broken_server_fails_at_deadline(serve):
     assert result["elapsed"] == 1.0
     assert result["failures"] == [
         (
-            '/api/health/detailed answered 503, expected 200 - {"status": "degraded", '
+            '/api/health/detailed returned 503, expected 200 - {"status": "degraded", '
             '"version": "v1.0.0"}'
         ),
         (
-            '/api/auth/health answered 500, expected 200 - {"status": "error", '
+            '/api/auth/health returned 500, expected 200 - {"status": "error", '
             '"version": "v1.0.0", "error": "signing key missing"}'
         ),
     ]
     assert health_probe.build_unhealthy_message(params, result) == (
         server.base_url + " not healthy after 1.0 s (5 rounds, best streak 0 of 3): "
-        '/api/health/detailed answered 503, expected 200 - {"status": "degraded", '
-        '"version": "v1.0.0"}; /api/auth/health answered 500, expected 200 - '
+        '/api/health/detailed returned 503, expected 200 - {"status": "degraded", '
+        '"version": "v1.0.0"}; /api/auth/health returned 500, expected 200 - '
         '{"status": "error", "version": "v1.0.0", "error": "signing key missing"}'
     )
 
@@ -492,8 +495,18 @@ def test_probe_redirect_fails_without_following(serve):
     assert result["healthy"] is False
     assert endpoint["status"] == 302
     assert endpoint["location"] == "/login"
-    assert result["failures"] == ["/ answered 302, a redirect to /login (not followed)"]
+    assert result["failures"] == ["/ returned 302, a redirect to /login (not followed)"]
     assert [path for path, headers in server.requests] == ["/"]
+
+
+def test_probe_message_for_single_round(serve):
+    server = serve(redirect_reply)
+    params = make_params(base_url=server.base_url, endpoints=["/"], deadline=0)
+    result = probe_with_fake_clock(params)
+    assert health_probe.build_unhealthy_message(params, result) == (
+        server.base_url + " not healthy after 0.0 s (1 round, best streak 0 of 3): "
+        "/ returned 302, a redirect to /login (not followed)"
+    )
 
 
 def test_probe_other_version_fails(serve):
@@ -503,7 +516,7 @@ def test_probe_other_version_fails(serve):
     )
     assert result["healthy"] is False
     assert result["failures"] == [
-        f"{path} answered 200 with version 'v1.0.0', expected 'v0.9.5'"
+        f"{path} returned 200 with version 'v1.0.0', expected 'v0.9.5'"
         for path in HEALTH_PATHS
     ]
 
@@ -529,7 +542,7 @@ def test_probe_non_json_body_fails_version_check(serve):
     )
     assert result["failures"] == [
         (
-            "/api/health answered 200 with a body that is not JSON, so its version "
+            "/api/health returned 200 with a body that is not JSON, so its version "
             "cannot be checked - <html><body>It works</body></html>"
         )
     ]
@@ -545,7 +558,7 @@ def test_probe_recovers_after_failures(serve):
     assert result["streak"] == 2
     assert result["failures"] == [
         (
-            '/api/health answered 503, expected 200 - {"status": "starting", '
+            '/api/health returned 503, expected 200 - {"status": "starting", '
             '"version": "v0.9.5"}'
         )
     ]
@@ -561,7 +574,7 @@ def test_probe_flap_resets_streak(serve):
     assert result["rounds"] == 9
     assert result["streak"] == 3
     assert result["failures"] == [
-        '/api/health answered 500, expected 200 - {"status": "error", "count": 6}'
+        '/api/health returned 500, expected 200 - {"status": "error", "count": 6}'
     ]
 
 
@@ -580,7 +593,7 @@ def test_probe_flapping_never_reaches_streak(serve):
     assert result["best_streak"] == 2
     assert health_probe.build_unhealthy_message(params, result) == (
         server.base_url + " not healthy after 2.0 s (9 rounds, best streak 2 of 3): "
-        '/api/health answered 500, expected 200 - {"status": "error", '
+        '/api/health returned 500, expected 200 - {"status": "error", '
         '"version": "v0.9.5"}'
     )
 
@@ -600,7 +613,7 @@ def test_probe_message_when_last_round_passed(serve):
     assert result["streak"] == 1
     assert health_probe.build_unhealthy_message(params, result) == (
         server.base_url + " not healthy after 1.0 s (3 rounds, best streak 1 of 2): "
-        "last failing round: /api/health answered 500, expected 200 - "
+        "last failing round: /api/health returned 500, expected 200 - "
         '{"status": "error", "version": "v0.9.5"}'
     )
 
@@ -678,8 +691,8 @@ def test_main_unhealthy_fails(serve, capsys):
     assert result["failed"] is True
     assert result["healthy"] is False
     assert result["msg"].startswith(server.base_url + " not healthy after ")
-    assert "/api/auth/health answered 500" in result["msg"]
-    assert "/api/health/detailed answered 503" in result["msg"]
+    assert "/api/auth/health returned 500" in result["msg"]
+    assert "/api/health/detailed returned 503" in result["msg"]
 
 
 def test_main_unhealthy_without_failing(serve, capsys):
@@ -696,7 +709,7 @@ def test_main_unhealthy_without_failing(serve, capsys):
     assert "failed" not in result
     assert result["healthy"] is False
     assert result["changed"] is False
-    assert "/api/auth/health answered 500" in result["msg"]
+    assert "/api/auth/health returned 500" in result["msg"]
 
 
 def test_main_rejects_invalid_option(capsys):
