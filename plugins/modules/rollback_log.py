@@ -175,6 +175,25 @@ options:
         listed in the Markdown file under "Additional details".
     type: dict
     default: {}
+  run:
+    description:
+      - Who ran the rollback and how, as the truebond.rollback.timeline callback records
+        it (keys such as C(operator), C(controller), C(command_line), C(extra_vars),
+        C(run_id)). Secrets must already be redacted. Written to the JSON file and
+        summarised in the Markdown file.
+    type: dict
+  tasks:
+    description:
+      - Every task of the run with C(task), C(phase), C(status), C(started), C(ended) and
+        C(duration_seconds), as the truebond.rollback.timeline callback records them.
+        Written to the JSON file; the Markdown file lists the five slowest.
+    type: list
+    elements: dict
+    default: []
+  chart:
+    description:
+      - File name of the timeline chart (a PNG) in O(path), linked from the Markdown file.
+    type: str
 notes:
   - User-provided text is escaped in the Markdown file, so that characters such as
     C(|), C(`), C(*) or C(<) cannot break the timeline table or add formatting.
@@ -437,6 +456,9 @@ def build_log(params):
         "host": empty_to_none(params["host"]),
         "capture_dir": empty_to_none(params["capture_dir"]),
         "extra": params["extra"],
+        "run": params.get("run"),
+        "tasks": params.get("tasks") or [],
+        "chart": empty_to_none(params.get("chart")),
     }
 
 
@@ -628,12 +650,55 @@ def render_failure(failure):
     return lines
 
 
+def render_slowest(tasks, count=5):
+    timed = [
+        task for task in tasks if isinstance(task.get("duration_seconds"), (int, float))
+    ]
+    slowest = sorted(timed, key=lambda task: -task["duration_seconds"])[:count]
+    lines = ["| Task | Phase | Duration | Status |", "| --- | --- | --- | --- |"]
+    for task in slowest:
+        cells = [
+            escape_markdown(str(task.get("task", ""))),
+            escape_markdown(str(task.get("phase") or "")),
+            format_seconds(task["duration_seconds"]),
+            escape_markdown(str(task.get("status", ""))),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_run(run):
+    lines = []
+    for key, label in (
+        ("operator", "Operator"),
+        ("controller", "Controller"),
+        ("run_id", "Run"),
+    ):
+        if run.get(key):
+            lines.append(f"- {label}: {escape_markdown(str(run[key]))}")
+    if run.get("command_line"):
+        command = " ".join(str(word) for word in run["command_line"])
+        lines += ["- Command line:", "", *fenced_block(command)]
+    if run.get("extra_vars"):
+        lines += ["- Extra variables:", *render_nested(run["extra_vars"], indent=1)]
+    return lines
+
+
 def render_markdown(log):
     """Return the Markdown rollback log for a log document."""
     title = f"# Rollback log: {escape_markdown(log['procedure'])} ({log['date']})"
     sections = [[title], render_summary(log)]
     sections.append(["## Timeline", "", *render_timeline(log)])
+    if log["chart"]:
+        chart = escape_markdown(log["chart"])
+        sections.append(
+            ["## Timeline chart", "", f"![Timeline of the rollback]({chart})"]
+        )
+    if log["tasks"]:
+        sections.append(["## Slowest tasks", "", *render_slowest(log["tasks"])])
     sections.append(["## Impact", "", *render_impact(log)])
+    if log["run"]:
+        sections.append(["## Run", "", *render_run(log["run"])])
     if log["failure"]:
         sections.append(["## Failure", "", *render_failure(log["failure"])])
     if log["state"]:
@@ -735,6 +800,9 @@ def main():
             "host": {"type": "str"},
             "capture_dir": {"type": "str"},
             "extra": {"type": "dict", "default": {}},
+            "run": {"type": "dict"},
+            "tasks": {"type": "list", "elements": "dict", "default": []},
+            "chart": {"type": "str"},
         },
         supports_check_mode=True,
     )

@@ -280,6 +280,9 @@ def test_build_log_fields():
         "host",
         "capture_dir",
         "extra",
+        "run",
+        "tasks",
+        "chart",
     ]
 
 
@@ -530,3 +533,26 @@ def test_main_rejects_file_as_folder(tmp_path, capsys):
     target.write_text("x")
     result = run_main(module_args(target), capsys)
     assert result["msg"] == f"path {str(target)!r} exists but is not a directory"
+
+
+
+def test_markdown_chart_and_slowest_tasks():
+    tasks = [
+        {"task": f"Task {n}", "phase": "capture", "status": "ok", "duration_seconds": n}
+        for n in range(1, 8)
+    ]
+    run = {
+        "operator": "oncall",
+        "controller": "laptop",
+        "command_line": ["ansible-playbook", "x.yml", "-e", "api_key=<redacted>"],
+    }
+    log = rollback_log.build_log(make_params(chart="timeline.png", tasks=tasks, run=run))
+
+    markdown = rollback_log.render_markdown(log)
+
+    assert "![Timeline of the rollback](timeline.png)" in markdown
+    assert "| Task 7 | capture | 7.0 s | ok |" in markdown
+    assert "| Task 2 |" not in markdown
+    assert "- Operator: oncall" in markdown
+    assert "ansible-playbook x.yml -e api_key=<redacted>" in markdown
+    assert log["tasks"] == tasks

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Manage the local drill stack: a TrueBond-like project folder (a git clone with one
+# tag per release), locally built images, and the compose project running on loopback.
+#
+#   stack.sh up [VERSION]    build what is missing and run the backend at VERSION
+#   stack.sh set VERSION     point the backend at VERSION and recreate it (test resets)
+#   stack.sh status          print the running containers and their images
+#   stack.sh down            remove the containers and the drill folder, keep images
+#
+# Settings come from the environment:
+#   TRUEBOND_DRILL_HOME  folder that holds upstream.git, truebond/ and backup/
+#                        (default /var/tmp/truebond-drill)
+#   DRILL_IMAGE_TAGS     backend releases built as images; the other git tags exist
+#                        only in git, so that a rollback to them must rebuild
+#                        (default "v0.9.5 v1.0.0-rc.1 v1.0.0")
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+drill_home=${TRUEBOND_DRILL_HOME:-/var/tmp/truebond-drill}
+project=$drill_home/truebond
+upstream=$drill_home/upstream.git
+image_tags=${DRILL_IMAGE_TAGS:-v0.9.5 v1.0.0-rc.1 v1.0.0}
+frontend_tag=v2.3.1
+compose_file=docker-compose.production.yml
+export DOCKER_BUILDKIT=0
+
+# Each release: its tag and whether its auth subsystem is broken. The newest release
+# is the bad deploy that the drill rolls back.
+releases=(
+  "v0.9.4 false"
+  "v0.9.5 false"
+  "v1.0.0-rc.1 false"
+  "v1.0.0 true"
+)
+
+source_hash() {
+  (cd "$here" && find app project -type f -print0 | sort -z | xargs -0 sha256sum) \
+    | sha256sum | cut -c1-16
+}
+
+write_release() {
+  local tree=$1 tag=$2 broken=$3
+  mkdir -p "$tree/backend" "$tree/frontend"
+  cp "$here/app/backend/server.py" "$here/app/backend/Dockerfile.production" "$tree/backend/"
+  cp "$here/app/frontend/"* "$tree/frontend/"
+  printf '{"version": "%s", "auth_broken": %s}\n' "$tag" "$broken" > "$tree/backend/release.json"
+  sed -e "s/@BACKEND_TAG@/$tag/" -e "s/@FRONTEND_TAG@/$frontend_tag/" \
+    "$here/project/$compose_file" > "$tree/$compose_file"
+  cp "$here/project/gitignore" "$tree/.gitignore"
+}
+
+create_repositories() {
+  local hash=$1 work
+  if [ -f "$drill_home/.source-hash" ] && [ "$(cat "$drill_home/.source-hash")" = "$hash" ] \
+    && [ -d "$project/.git" ]; then
+    return
+  fi
+  rm -rf "$upstream" "$project"
+  mkdir -p "$drill_home"
+  work=$(mktemp -d)
+  git init -q -b main "$work"
+  for entry in "${releases[@]}"; do
+    read -r tag broken <<<"$entry"
+    write_release "$work" "$tag" "$broken"
+    git -C "$work" add -A
+    git -C "$work" -c user.name=drill -c user.email=drill@localhost \
+      commit -q -m "Release $tag"
+    git -C "$work" tag "$tag"
+  done
+  git clone -q --bare "$work" "$upstream"
+  rm -rf "$work"
+  git clone -q "$upstream" "$project"
+  cp "$here/project/env.production" "$project/.env.production"
+  chmod 0600 "$project/.env.production"
+  mkdir -p "$drill_home/backup"
+  echo "$hash" > "$drill_home/.source-hash"
+}
+
+build_images() {
+  local hash=$1 tag tree current
+  bash "$here/build-base-image.sh"
+  for tag in $image_tags; do
+    current=$(docker image inspect -f '{{ index .Config.Labels "org.truebond.drill-source" }}' \
+      "truebond-backend:$tag" 2>/dev/null || true)
+    [ "$current" = "$hash" ] && continue
+    tree=$(mktemp -d)
+    git -C "$project" worktree add -q --detach "$tree" "$tag"
+    docker build -q --label "org.truebond.drill-source=$hash" \
+      -f "$tree/backend/Dockerfile.production" -t "truebond-backend:$tag" "$tree/backend" >/dev/null
+    git -C "$project" worktree remove --force "$tree"
+    echo "built truebond-backend:$tag"
+  done
+  current=$(docker image inspect -f '{{ index .Config.Labels "org.truebond.drill-source" }}' \
+    "truebond-frontend:$frontend_tag" 2>/dev/null || true)
+  if [ "$current" != "$hash" ]; then
+    docker build -q --label "org.truebond.drill-source=$hash" \
+      -f "$here/app/frontend/Dockerfile.production" -t "truebond-frontend:$frontend_tag" \
+      "$here/app/frontend" >/dev/null
+    echo "built truebond-frontend:$frontend_tag"
+  fi
+}
+
+wait_healthy() {
+  local deadline=$((SECONDS + 30))
+  until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:18080/api/health', timeout=1)" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "backend did not answer on 127.0.0.1:18080 within 30 s" >&2
+      docker logs --tail 20 truebond-backend >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+set_version() {
+  local tag=$1
+  sed -i -E "s|(image: truebond-backend:)[^[:space:]]+|\1$tag|" "$project/$compose_file"
+  docker compose --project-directory "$project" -f "$project/$compose_file" \
+    up -d --pull never --quiet-pull 2>&1 | grep -v -E '^ *(Container|Network)' || true
+  wait_healthy
+  echo "drill stack backend: $(docker inspect -f '{{ .Config.Image }}' truebond-backend)"
+}
+
+command=${1:-up}
+case "$command" in
+  up)
+    hash=$(source_hash)
+    create_repositories "$hash"
+    build_images "$hash"
+    set_version "${2:-v1.0.0}"
+    ;;
+  set)
+    [ $# -eq 2 ] || { echo "usage: stack.sh set VERSION" >&2; exit 2; }
+    set_version "$2"
+    ;;
+  status)
+    docker ps --filter label=com.docker.compose.project=truebond \
+      --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
+    ;;
+  down)
+    if [ -f "$project/$compose_file" ]; then
+      docker compose --project-directory "$project" -f "$project/$compose_file" down --timeout 10
+    fi
+    rm -rf "$drill_home"
+    echo "drill stack removed (images kept; remove them with: docker image rm truebond-backend:TAG)"
+    ;;
+  *)
+    echo "unknown command '$command'; use up, set, status or down" >&2
+    exit 2
+    ;;
+esac
