@@ -450,8 +450,7 @@ def build_message(result, source):
     # The reasons of missing metrics end without a period, so that they read as
     # "error_rate unavailable: <cause>" when listed one per line.
     sentences = [
-        reason if reason.endswith(".") else reason + "."
-        for reason in result["reasons"]
+        reason if reason.endswith(".") else reason + "." for reason in result["reasons"]
     ]
     message = (
         f"Decision {result['decision']} (severity {result['severity']}) from "

@@ -37,9 +37,10 @@ def list_incident_folders() -> list[Path]:
 def run_drill_rollback() -> None:
     """Roll the drill stack from v1.0.0 back to v0.9.5, then reset it to v1.0.0."""
     environment = dict(os.environ)
+    search_path = environment.get("PATH", "/usr/bin:/bin")
     environment.update(
         {
-            "PATH": f"{REPO / '.venv' / 'bin'}:{environment.get('PATH', '/usr/bin:/bin')}",
+            "PATH": f"{REPO / '.venv' / 'bin'}:{search_path}",
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",

@@ -1,9 +1,9 @@
 # Copyright: Contributors to the truebond.rollback collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Session setup of the integration tests: the drill stack must run, and stays at v1.0.0.
+"""Shared fixtures of the integration tests. The helpers are in drill_helpers.py.
 
-The stack is shared, so every test first resets it to the release it needs. The
-helpers that the tests import are in drill_helpers.py.
+The drill stack is shared, so every test that uses it first resets it to the
+release it needs, and the drill_stack fixture leaves it at v1.0.0.
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ from drill_helpers import (
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def drill_stack():
-    """Stop the session unless the drill stack is set up, and leave it at v1.0.0.
+    """Fail unless the drill stack is set up, and leave it at v1.0.0 at the end.
 
     Images that the tests build are removed by the tests themselves. This teardown
     only removes truebond-backend:v0.9.4 again if a failed test left it behind.
     """
     if not STACK_SCRIPT.is_file() or not COMPOSE_FILE.is_file():
-        pytest.exit(
+        pytest.fail(
             f"the drill stack is not set up ({COMPOSE_FILE} is missing);"
-            " start it with: make stack",
-            returncode=4,
+            " start it with: make stack"
         )
     rebuilt_image = f"{BACKEND_REPOSITORY}:v0.9.4"
     rebuilt_image_existed = image_id(rebuilt_image) is not None

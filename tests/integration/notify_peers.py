@@ -48,7 +48,7 @@ class HttpRequest:
 
 
 class _HttpReceiver:
-    """Threaded HTTP server that records every request and lets a subclass answer it."""
+    """Threaded HTTP server that records every request; a subclass builds each response."""
 
     def __init__(self) -> None:
         self.requests: list[HttpRequest] = []
@@ -66,7 +66,7 @@ class _HttpReceiver:
                 )
                 with receiver._lock:
                     receiver.requests.append(request)
-                    status, content_type, body = receiver.answer(request)
+                    status, content_type, body = receiver.respond(request)
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -82,7 +82,7 @@ class _HttpReceiver:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def answer(self, request: HttpRequest) -> tuple[int, str, bytes]:
+    def respond(self, request: HttpRequest) -> tuple[int, str, bytes]:
         raise NotImplementedError
 
     def start(self):
@@ -95,7 +95,7 @@ class _HttpReceiver:
 
 
 class SlackReceiver(_HttpReceiver):
-    """Slack incoming webhook: accepts a JSON body with "text" and answers `ok`.
+    """Slack incoming webhook: accepts a JSON body with "text" and responds `ok`.
 
     The first `fail_first` requests get HTTP 503, to exercise the role's retries.
     """
@@ -107,7 +107,7 @@ class SlackReceiver(_HttpReceiver):
         self.fail_first = fail_first
         self.url = f"http://{HOST}:{self.port}{self.path}"
 
-    def answer(self, request: HttpRequest) -> tuple[int, str, bytes]:
+    def respond(self, request: HttpRequest) -> tuple[int, str, bytes]:
         if len(self.requests) <= self.fail_first:
             return HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"service_unavailable"
         if request.method != "POST" or request.path != self.path:
@@ -129,7 +129,8 @@ class StatuspageReceiver(_HttpReceiver):
 
     POST /v1/pages/<page>/incidents creates an incident (201) and
     PATCH /v1/pages/<page>/incidents/<id> updates it (200). Every request needs
-    the header "Authorization: OAuth <api_key>", or gets 401.
+    the header "Authorization: OAuth <api_key>", or gets 401 with an error that
+    repeats the header.
     """
 
     def __init__(self, page_id: str, api_key: str) -> None:
@@ -143,11 +144,12 @@ class StatuspageReceiver(_HttpReceiver):
     def _reply(self, status: int, document: dict) -> tuple[int, str, bytes]:
         return status, "application/json", json.dumps(document).encode()
 
-    def answer(self, request: HttpRequest) -> tuple[int, str, bytes]:
-        if request.headers.get("authorization") != f"OAuth {self.api_key}":
-            return self._reply(
-                HTTPStatus.UNAUTHORIZED, {"error": "Could not authenticate"}
-            )
+    def respond(self, request: HttpRequest) -> tuple[int, str, bytes]:
+        authorization = request.headers.get("authorization", "")
+        if authorization != f"OAuth {self.api_key}":
+            # The error repeats the header it got, which tests the role's masking.
+            error = f"Could not authenticate with {authorization}"
+            return self._reply(HTTPStatus.UNAUTHORIZED, {"error": error})
         match = re.fullmatch(
             rf"/v1/pages/{re.escape(self.page_id)}/incidents(?:/(?P<id>[^/]+))?",
             request.path,

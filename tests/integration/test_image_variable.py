@@ -23,6 +23,8 @@ from drill_helpers import (
     run_playbook,
 )
 
+pytestmark = pytest.mark.usefixtures("drill_stack")
+
 LITERAL_IMAGE = b"image: truebond-backend:v1.0.0\n"
 VARIABLE_IMAGE = b"image: truebond-backend:${BACKEND_TAG:-v1.0.0}\n"
 ENV_FILE = PROJECT_DIR / ".env"

@@ -25,6 +25,8 @@ from drill_helpers import (
     run_command,
 )
 
+pytestmark = pytest.mark.usefixtures("drill_stack")
+
 COLLECTION_SUBPATH = Path("ansible_collections") / "truebond" / "rollback"
 # Local folders of the checkout that must never ship in the tarball.
 EXCLUDED_FOLDERS = {".venv", ".git", ".collections"}
@@ -44,7 +46,7 @@ class InstalledCollection:
         return self.collections_dir / COLLECTION_SUBPATH
 
     def environment(self) -> dict[str, str]:
-        """Return an environment that finds only the installed copy of the collection."""
+        """Return an environment in which only the installed copy is found."""
         return playbook_environment(
             ANSIBLE_CONFIG=str(self.config_file),
             ANSIBLE_COLLECTIONS_PATH=str(self.collections_dir),
@@ -78,7 +80,8 @@ def installed_collection(tmp_path_factory) -> InstalledCollection:
     # The install runs in the isolated environment too: with the checkout's
     # ansible.cfg, ansible-galaxy finds the .collections symlink and reports the
     # collection as already installed. --offline keeps it from asking a Galaxy
-    # server for the dependencies; community.docker comes from the virtualenv.
+    # server for the dependencies, because community.docker comes from the
+    # virtualenv.
     install = run_command(
         [
             str(VENV_BIN / "ansible-galaxy"),

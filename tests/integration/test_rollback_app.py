@@ -7,7 +7,7 @@ subprocess and checks the real state afterwards. Tests that share one playbook r
 get it from a module-scoped fixture that records the state right after the run.
 
 The last test in this file that creates an incident folder is a successful run, so
-that tests/host, which reads the newest incident folder, sees a successful capture.
+that tests/host, which reads the newest incident folder, finds a successful capture.
 """
 
 from __future__ import annotations
@@ -51,13 +51,19 @@ from drill_helpers import (
     take_snapshot,
 )
 
+pytestmark = pytest.mark.usefixtures("drill_stack")
+
 OLD_IMAGE_LINE = b"    image: truebond-backend:v1.0.0\n"
 NEW_IMAGE_LINE = b"    image: truebond-backend:v0.9.5\n"
 TIMELINE_PHASES = ["preflight", "capture", "prepare", "switch", "verify"]
 
 
 def assert_nothing_changed(before: StackSnapshot) -> None:
-    """Assert that the backend container, the compose file and the backups stay."""
+    """Assert that the stack is as ``before`` recorded it.
+
+    The checks cover the backend container, the compose file and its backups, and
+    the incident folders.
+    """
     after = take_snapshot()
     assert after.backend.id == before.backend.id
     assert after.backend.image == before.backend.image
@@ -464,7 +470,7 @@ def test_unhealthy_target_folder_files_private(unhealthy_switch_to_v1):
 
 @pytest.fixture
 def tag_without_dockerfile():
-    """Tag v0.9.3 on a parentless commit with an empty tree, and delete it afterwards."""
+    """Tag v0.9.3 on a parentless commit with an empty tree, and delete it after."""
     delete_tag("v0.9.3")
     tag_commit("v0.9.3", {}, "Release v0.9.3 without a Dockerfile")
     yield "v0.9.3"
