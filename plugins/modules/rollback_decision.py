@@ -322,7 +322,7 @@ def validate_thresholds(thresholds):
             if value < 0:
                 raise ValueError(f"{name} must not be negative, got {value!r}")
 
-        given = ", ".join(f"{band}={limits[band]!r}" for band in BANDS)
+        limits_text = ", ".join(f"{band}={limits[band]!r}" for band in BANDS)
         if HIGHER_IS_WORSE[metric]:
             ordered = limits["monitor"] <= limits["consider"] <= limits["immediate"]
             rule = "monitor <= consider <= immediate"
@@ -331,7 +331,7 @@ def validate_thresholds(thresholds):
             rule = "immediate <= consider <= monitor"
         if not ordered:
             raise ValueError(
-                f"thresholds.{metric} must satisfy {rule}, got {given}; "
+                f"thresholds.{metric} must satisfy {rule}, got {limits_text}; "
                 "reorder the thresholds"
             )
 
@@ -375,7 +375,7 @@ def is_worse(metric, value, threshold):
 def classify_metric(metric, value, limits):
     """Return (decision, reason) for one available metric value."""
     direction = "above" if HIGHER_IS_WORSE[metric] else "below"
-    shown = format_value(metric, value)
+    value_text = format_value(metric, value)
 
     for index, band in enumerate(BANDS):
         if not is_worse(metric, value, limits[band]):
@@ -393,11 +393,13 @@ def classify_metric(metric, value, limits):
                 f" but not {direction} the {BAND_LABELS[worse]} threshold of "
                 f"{format_value(metric, limits[worse])}"
             )
-        reason = f"{metric} is {shown}, which is {crossed} ({SEVERITIES[decision]})."
+        reason = (
+            f"{metric} is {value_text}, which is {crossed} ({SEVERITIES[decision]})."
+        )
         return decision, reason
 
     reason = (
-        f"{metric} is {shown}, which is not {direction} the monitor threshold of "
+        f"{metric} is {value_text}, which is not {direction} the monitor threshold of "
         f"{format_value(metric, limits['monitor'])} (low)."
     )
     return "continue", reason

@@ -67,8 +67,8 @@ options:
     type: float
     default: 15
 requirements:
-  - matplotlib on the host that runs the module (normally the controller, with
-    C(delegate_to: localhost))
+  - "matplotlib on the host that runs the module (normally the controller, with
+    C(delegate_to: localhost))"
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -12,8 +12,10 @@ import pytest
 from drill_helpers import (
     BACKEND_REPOSITORY,
     COMPOSE_FILE,
+    PROJECT_DIR,
     STACK_DEFAULT_VERSION,
     STACK_SCRIPT,
+    compose_backups,
     image_id,
     remove_image,
     reset_stack,
@@ -24,7 +26,9 @@ from drill_helpers import (
 def drill_stack():
     """Fail unless the drill stack is set up, and leave it at v1.0.0 at the end.
 
-    Images that the tests build are removed by the tests themselves. This teardown
+    The teardown also removes the compose file backups that the session's rollbacks
+    wrote into the project checkout. Incident folders stay for inspection. Images
+    that the tests build are removed by the tests themselves, and this teardown
     only removes truebond-backend:v0.9.4 again if a failed test left it behind.
     """
     if not STACK_SCRIPT.is_file() or not COMPOSE_FILE.is_file():
@@ -34,7 +38,10 @@ def drill_stack():
         )
     rebuilt_image = f"{BACKEND_REPOSITORY}:v0.9.4"
     rebuilt_image_existed = image_id(rebuilt_image) is not None
+    backups_before = compose_backups()
     yield
     reset_stack(STACK_DEFAULT_VERSION)
+    for name in sorted(compose_backups() - backups_before):
+        (PROJECT_DIR / name).unlink()
     if not rebuilt_image_existed:
         remove_image(rebuilt_image)

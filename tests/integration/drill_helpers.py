@@ -197,9 +197,9 @@ def run_checked(argv: list[str], cwd: Path | str = REPO) -> str:
 def reset_stack(version: str) -> None:
     """Point the drill backend at ``version`` with stack.sh, and wait until it is up.
 
-    stack.sh is skipped when the stack is already in that state, which saves about
-    a second per test. Either way a backend that runs ``version`` keeps its
-    container.
+    stack.sh is skipped when the stack is already in that state, because each call
+    runs docker compose up and waits for the health endpoint. Either way a backend
+    that already runs ``version`` keeps its container.
     """
     if not stack_runs(version):
         run_checked(["bash", str(STACK_SCRIPT), "set", version])
@@ -362,7 +362,7 @@ def tag_commit(tag: str, files: dict[str, bytes], message: str) -> str:
     """Create ``tag`` in the drill project on a new parentless commit of ``files``.
 
     ``files`` maps paths with at most one folder level (``backend/Dockerfile``) to
-    their bytes; an empty dict makes a commit with an empty tree. Only git objects
+    their bytes, and an empty dict makes a commit with an empty tree. Only git objects
     and the tag are written, so HEAD, the index and the working tree stay as they
     are. Returns the commit ID.
     """

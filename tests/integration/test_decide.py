@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,10 +28,12 @@ import pexpect
 import pytest
 from decide.processes import (
     MESSAGES_SHARE,
+    PROMETHEUS_PORTS,
     Backend,
     LoadGenerator,
     Prometheus,
     ensure_prometheus,
+    free_port,
     http_get,
     wait_until,
 )
@@ -64,8 +67,9 @@ NONINTERACTIVE_MESSAGE = (
     "rollback job template (rollback_app.yml). From a terminal, run this playbook "
     "again and answer the prompt."
 )
+# A failed task result line of the default callback with JSON results.
 _FAILED_RESULT = re.compile(
-    r"^(?:fatal|failed): \[[^\]]+\](?: \(item=[^)]*\))? => (\{.*\})$"
+    r"^(?:fatal|failed): \[[^\]]+\](?:: FAILED!)?(?: \(item=[^)]*\))? => (\{.*\})$"
 )
 
 
@@ -82,6 +86,12 @@ def playbook_environment(tmp_path):
             "TRUEBOND_TIMELINE_DIR": str(tmp_path / "timelines"),
         }
     )
+    # ansible.builtin.uri honours proxy variables. The test servers are local.
+    for name in ("no_proxy", "NO_PROXY"):
+        local = "127.0.0.1,localhost"
+        environment[name] = (
+            f"{environment[name]},{local}" if environment.get(name) else local
+        )
     return environment
 
 
@@ -185,7 +195,7 @@ def target_inventory(tmp_path):
 
 
 # (induced error rate, induced latency in s, decision, exit code). The load sends
-# 4 of 5 requests to /api/messages, so the error rate Prometheus sees is 0.8 times
+# 4 of 5 requests to /api/messages, so the error rate that Prometheus computes is 0.8 times
 # the induced one: 0, 3.2% (monitor) and 40% (immediate). All requests to
 # /api/messages taking 3 s put the p95 inside the (2, 5] bucket, so
 # histogram_quantile returns a value between 2 and 5 (consider).
@@ -225,25 +235,10 @@ def test_prometheus_decision(
     else:
         assert metrics["response_time"] <= 0.1
     assert ROLLBACK_FIRST_TASK not in process.stdout
-
-
-def test_prometheus_continue_skips_rollback(tmp_path, live_stack):
-    _backend, prometheus = live_stack()
-    prometheus.wait_for_samples(WINDOW)
-
-    process, result = run_decide(
-        tmp_path, "-e", f"prometheus_url={prometheus.url}", *WINDOW_VARS
-    )
-
-    assert process.returncode == 0, describe(process)
-    assert result["action"] == "none"
-    assert (
-        result["message"]
-        == "Continue: no metric crossed a threshold. Nothing to roll back."
-    )
-    # The imported play is there, and its hosts expression is empty.
-    assert f"{ROLLBACK_PLAY} ***" in process.stdout
-    assert "skipping: no hosts matched" in process.stdout
+    if exit_code == 0:
+        # The imported play is there, and its hosts expression is empty.
+        assert f"{ROLLBACK_PLAY} ***" in process.stdout
+        assert "skipping: no hosts matched" in process.stdout
 
 
 def test_prometheus_backend_down_uptime_immediate(tmp_path, live_stack):
@@ -266,15 +261,16 @@ def test_prometheus_backend_down_uptime_immediate(tmp_path, live_stack):
     assert result["metric_decisions"]["uptime"] == "immediate_rollback"
     assert result["metrics"]["uptime"] < 0.9
     assert result["reasons"][0].startswith("uptime is ")
-    assert (
+    assert result["reasons"][0].endswith(
         "below the immediate rollback threshold of 95% (critical)."
-        in result["reasons"][0]
     )
 
 
 def test_prometheus_stopped_unknown(tmp_path, live_stack):
     _backend, prometheus = live_stack()
     prometheus.stop()
+    status, _body = http_get(prometheus.url + "/-/ready")
+    assert status is None, f"another process listens on {prometheus.url} already"
 
     process, result = run_decide(
         tmp_path, "-e", f"prometheus_url={prometheus.url}", *WINDOW_VARS
@@ -296,99 +292,123 @@ def test_prometheus_stopped_unknown(tmp_path, live_stack):
     ]
     assert failure_messages(process.stdout) == [result["message"]]
     assert result["message"].startswith(
-        "The decision is unknown, because error_rate and uptime and response_time are unavailable"
+        "The decision is unknown, because error_rate and uptime and response_time "
+        "are unavailable"
     )
 
 
-def test_prometheus_bad_results_unavailable(tmp_path, live_stack):
+def test_prometheus_query_results_checked(tmp_path, live_stack):
+    """Check every kind of unusable query result, and metrics from both sources."""
     _backend, prometheus = live_stack()
     prometheus.wait_for_samples(WINDOW)
-    base = f"Prometheus at {prometheus.url}"
-    queries = {
+    url_arg = f"prometheus_url={prometheus.url}"
+
+    rejected_empty_nan = {
         "decide_error_rate_query": "sum(rate(",
         "decide_uptime_query": 'up{job="no-such-job"}',
         "decide_response_time_query": "vector(0) / vector(0)",
     }
-
     process, result = run_decide(
-        tmp_path, "-e", f"prometheus_url={prometheus.url}", "-e", json.dumps(queries)
+        tmp_path, "-e", url_arg, "-e", json.dumps(rejected_empty_nan)
     )
-
     assert process.returncode == 2, describe(process)
     assert result["decision"] == "unknown"
-    unavailable = result["unavailable"]
-    assert unavailable["error_rate"].startswith(
-        f"{base} rejected the query sum(rate( with HTTP 400 (bad_data: "
+    assert result["unavailable"]["error_rate"].startswith(
+        f"Prometheus at {prometheus.url} rejected the query sum(rate( with HTTP 400 "
+        "(bad_data: "
     )
-    assert unavailable["uptime"] == 'the query up{job="no-such-job"} returned no series'
-    assert unavailable["response_time"] == (
+    assert (
+        result["unavailable"]["uptime"]
+        == 'the query up{job="no-such-job"} returned no series'
+    )
+    assert result["unavailable"]["response_time"] == (
         "the query vector(0) / vector(0) returned NaN, which is not a finite number "
         "(NaN usually means no requests in the window)"
     )
 
-
-def test_prometheus_ambiguous_results_unavailable(tmp_path, live_stack):
-    _backend, prometheus = live_stack()
-    prometheus.wait_for_samples(WINDOW)
-    queries = {
+    several_out_of_range = {
         "decide_error_rate_query": "http_requests_total",
         "decide_uptime_query": "vector(2)",
     }
-
     process, result = run_decide(
-        tmp_path,
-        "-e",
-        f"prometheus_url={prometheus.url}",
-        "-e",
-        json.dumps(queries),
-        *WINDOW_VARS,
+        tmp_path, "-e", url_arg, "-e", json.dumps(several_out_of_range), *WINDOW_VARS
     )
-
     assert process.returncode == 2, describe(process)
     assert result["decision"] == "unknown"
     assert re.fullmatch(
-        r"the query http_requests_total returned \d+ series instead of one; aggregate "
-        r"it, for example with sum\(\) or avg\(\)",
+        r"the query http_requests_total returned \d+ series instead of one; "
+        r"aggregate it, for example with sum\(\) or avg\(\)",
         result["unavailable"]["error_rate"],
     )
     assert result["unavailable"]["uptime"] == (
-        "the query vector(2) returned 2, which is not a fraction from 0 to 1 (0.999 for 99.9%)"
+        "the query vector(2) returned 2, which is not a fraction from 0 to 1 "
+        "(0.999 for 99.9%)"
     )
     assert result["metric_decisions"]["response_time"] == "continue"
 
-
-def test_prometheus_and_extra_vars_mixed(tmp_path, live_stack):
-    _backend, prometheus = live_stack()
-    prometheus.wait_for_samples(WINDOW)
-
     process, result = run_decide(
-        tmp_path,
-        "-e",
-        f"prometheus_url={prometheus.url}",
-        "-e",
-        "uptime=0.97",
-        *WINDOW_VARS,
+        tmp_path, "-e", url_arg, "-e", "uptime=0.97", *WINDOW_VARS
     )
-
     assert result["decision"] == "consider_rollback", describe(process)
     assert result["source"] == (
-        f"extra vars (uptime) and Prometheus at {prometheus.url} (error_rate, response_time)"
+        f"extra vars (uptime) and Prometheus at {prometheus.url} "
+        "(error_rate, response_time)"
     )
     assert result["metrics"]["uptime"] == 0.97
     assert result["metrics"]["error_rate"] == 0.0
 
 
+def test_prometheus_url_silent_times_out(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        # A listening socket that never accepts: connections open, nothing responds.
+        listener.bind(("127.0.0.1", free_port(PROMETHEUS_PORTS)))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+        process, result = run_decide(
+            tmp_path,
+            "-e",
+            f"prometheus_url={url}",
+            "-e",
+            "decide_prometheus_timeout=1",
+        )
+
+    assert process.returncode == 2, describe(process)
+    assert result["unavailable"] == {
+        metric: f"Prometheus at {url} did not respond within 1 s"
+        for metric in ("error_rate", "uptime", "response_time")
+    }
+
+
+def test_prometheus_url_not_prometheus(tmp_path):
+    backend = Backend(tmp_path / "backend", induced=False)
+    backend.start()
+    try:
+        process, result = run_decide(
+            tmp_path,
+            "-e",
+            f"prometheus_url={backend.url}",
+            "-e",
+            "error_rate=0.01",
+            "-e",
+            "uptime=1",
+        )
+    finally:
+        backend.stop()
+
+    assert process.returncode == 2, describe(process)
+    assert result["unavailable"] == {
+        "response_time": (
+            f"Prometheus at {backend.url} returned HTTP 404 without a query result "
+            "for histogram_quantile(0.95, sum by (le) "
+            '(rate(http_request_duration_seconds_bucket{job="truebond-backend"}[1m]))); '
+            "check that prometheus_url points at Prometheus"
+        )
+    }
+
+
 # (error_rate, uptime, response_time, decision, exit code, action)
 EXTRA_VARS_CASES = [
-    pytest.param(
-        0.12,
-        0.999,
-        0.3,
-        "immediate_rollback",
-        2,
-        "rollback_required",
-        id="errors-12pct-immediate",
-    ),
     pytest.param(
         0.10,
         1,
@@ -398,17 +418,7 @@ EXTRA_VARS_CASES = [
         "approval_required",
         id="errors-exactly-10pct-consider",
     ),
-    pytest.param(
-        0,
-        0.95,
-        0.2,
-        "consider_rollback",
-        2,
-        "approval_required",
-        id="uptime-exactly-95pct-consider",
-    ),
     pytest.param(0.02, 1, 0.1, "monitor", 0, "none", id="errors-2pct-monitor"),
-    pytest.param(0, 1, 1.5, "monitor", 0, "none", id="latency-1.5s-monitor"),
     pytest.param(0.002, 0.9995, 0.1, "continue", 0, "none", id="healthy-continue"),
     pytest.param(
         0.01, 0.999, 1, "continue", 0, "none", id="all-on-monitor-threshold-continue"

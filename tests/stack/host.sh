@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare this machine for the drill stack and the tests: Debian packages, the Python
+# Prepare this machine for the drill stack and the tests: Debian packages (Docker,
+# git, Prometheus), the Python
 # virtualenv with the pinned tools, the Docker Compose v2 plugin and a Docker daemon
 # that keeps all traffic on loopback. Each step is skipped when already done, so the
 # script is cheap to run before every make target.
@@ -17,6 +18,8 @@ install_packages() {
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v git >/dev/null || missing+=(git)
   command -v curl >/dev/null || missing+=(curl)
+  # The decision-matrix tests scrape the backend with a real Prometheus.
+  command -v prometheus >/dev/null || missing+=(prometheus)
   [ ${#missing[@]} -eq 0 ] && return
   echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq

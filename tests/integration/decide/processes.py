@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -36,6 +37,8 @@ JOB = "truebond-backend"
 # endpoint with the induced conditions whatever its latency.
 PATH_CYCLE = ("/api/messages",) * 4 + ("/api/health",)
 MESSAGES_SHARE = 4 / 5
+# Requests go straight to 127.0.0.1, whatever proxy the environment names.
+_DIRECT_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # Environment variables of server.py that this module sets itself.
 BACKEND_SETTINGS = (
     "RELEASE_FILE",
@@ -46,6 +49,15 @@ BACKEND_SETTINGS = (
     "PORT",
     "STARTUP_DELAY_SECONDS",
 )
+
+
+# Attempts to start a server when another process takes the chosen port first,
+# for example a second run of these tests at the same time.
+START_ATTEMPTS = 5
+
+
+class PortTakenError(Exception):
+    """The server exited because another process listens on its port."""
 
 
 def free_port(ports):
@@ -77,7 +89,7 @@ def wait_until(condition, timeout, description, interval=0.2):
 def http_get(url, timeout=2.0):
     """Return (status, body) of a GET request, or (None, error text) without a response."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with _DIRECT_OPENER.open(url, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -95,6 +107,16 @@ def stop_process(process, timeout=10):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=timeout)
+
+
+def check_exited(process, log_path, name):
+    """Raise when process has exited: PortTakenError if its port was in use."""
+    if process.poll() is None:
+        return
+    log = read_log(log_path)
+    if "address already in use" in log.lower():
+        raise PortTakenError(log)
+    raise AssertionError(f"{name} exited with {process.returncode}: {log}")
 
 
 def read_log(path, limit=3000):
@@ -134,15 +156,14 @@ def ensure_prometheus():
 class Backend:
     """The drill backend run from the source tree with induced conditions."""
 
-    def __init__(
-        self, workdir, error_rate=0.0, latency=0.0, version="v9.9.0", induced=True
-    ):
+    def __init__(self, workdir, error_rate=0.0, latency=0.0, induced=True):
         self.workdir = Path(workdir)
         self.error_rate = error_rate
         self.latency = latency
         # False leaves INDUCED_* and EXTENDED_METRICS unset, as in the drill stack.
         self.induced = induced
-        self.version = version
+        # A version of its own tells this backend from any other on the port.
+        self.version = f"v9.9.0-decide.{uuid.uuid4().hex[:8]}"
         self.port = None
         self.process = None
         self.log_path = self.workdir / "backend.log"
@@ -155,7 +176,19 @@ class Backend:
         self.workdir.mkdir(parents=True, exist_ok=True)
         release_file = self.workdir / "release.json"
         release_file.write_text(json.dumps({"version": self.version}) + "\n")
-        self.port = free_port(BACKEND_PORTS)
+        for _attempt in range(START_ATTEMPTS):
+            self.port = free_port(BACKEND_PORTS)
+            self._spawn(release_file)
+            try:
+                wait_until(self._ready, 10, f"the backend on port {self.port}")
+                return
+            except PortTakenError:
+                continue
+        raise AssertionError(
+            f"the backend found no free port in {START_ATTEMPTS} tries"
+        )
+
+    def _spawn(self, release_file):
         env = {
             name: value
             for name, value in os.environ.items()
@@ -186,16 +219,16 @@ class Backend:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        wait_until(self._ready, 10, f"the backend on port {self.port} to answer")
 
     def _ready(self):
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"the backend exited with {self.process.returncode}: "
-                + read_log(self.log_path)
-            )
-        status, _body = http_get(self.url + "/api/health", timeout=1)
-        return status == 200
+        check_exited(self.process, self.log_path, "the backend")
+        status, body = http_get(self.url + "/api/health", timeout=1)
+        if status != 200:
+            return False
+        try:
+            return json.loads(body).get("version") == self.version
+        except ValueError:
+            return False
 
     def stop(self):
         stop_process(self.process)
@@ -252,6 +285,7 @@ class Prometheus:
         self.port = None
         self.process = None
         self.log_path = self.workdir / "prometheus.log"
+        self.storage = self.workdir / "data"
 
     @property
     def url(self):
@@ -265,30 +299,40 @@ class Prometheus:
             template.substitute(job=JOB, backend_port=self.backend_port),
             encoding="utf-8",
         )
-        self.port = free_port(PROMETHEUS_PORTS)
-        command = [
-            self.binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-        ]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        wait_until(self._ready, 30, f"Prometheus on port {self.port} to be ready")
+        for _attempt in range(START_ATTEMPTS):
+            self.port = free_port(PROMETHEUS_PORTS)
+            command = [
+                self.binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.storage}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ]
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            try:
+                wait_until(self._ready, 30, f"Prometheus on port {self.port}")
+                return
+            except PortTakenError:
+                continue
+        raise AssertionError(f"Prometheus found no free port in {START_ATTEMPTS} tries")
 
     def _ready(self):
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"Prometheus exited with {self.process.returncode}: "
-                + read_log(self.log_path)
-            )
+        check_exited(self.process, self.log_path, "Prometheus")
         status, _body = http_get(self.url + "/-/ready", timeout=1)
-        return status == 200
+        if status != 200:
+            return False
+        # Another Prometheus on the port would have another storage path.
+        status, body = http_get(self.url + "/api/v1/status/flags", timeout=1)
+        flags = json.loads(body).get("data", {}) if status == 200 else {}
+        return flags.get("storage.tsdb.path") == str(self.storage)
 
     def query_value(self, promql):
-        """Return the value of a query with one sample, or None for any other answer."""
+        """Return the value of a query with one sample, or None for any other response."""
         url = self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
         status, body = http_get(url)
         if status != 200:
@@ -299,8 +343,8 @@ class Prometheus:
         value = float(result[0]["value"][1])
         return value if math.isfinite(value) else None
 
-    def wait_for_samples(self, window, scrapes=4, timeout=40):
-        """Wait until the window holds several scrapes and some finished requests."""
+    def wait_for_samples(self, window, scrapes=3, timeout=40):
+        """Wait until the window contains several scrapes and some finished requests."""
 
         def enough():
             count = self.query_value(f'count_over_time(up{{job="{JOB}"}}[{window}])')

@@ -11,7 +11,7 @@ Environment variables for tests, all off when unset (the drill stack sets none):
   script, so that the app can run straight from the source tree.
 - INDUCED_ERROR_RATE (fraction from 0 to 1) and INDUCED_LATENCY_SECONDS: setting
   either one adds /api/messages and the paths below it. Each request there first
-  waits INDUCED_LATENCY_SECONDS, then answers 500 for that fraction of requests.
+  waits INDUCED_LATENCY_SECONDS, then responds with 500 to that fraction of requests.
   The errors are spread evenly rather than drawn at random: a request fails when
   the errors so far would otherwise fall below the fraction of the requests so
   far. Any run of N requests then has within one of N times the fraction of
@@ -82,7 +82,7 @@ EXTENDED_METRICS = os.environ.get("EXTENDED_METRICS", "").strip().lower() in (
     "yes",
     "on",
 )
-# (path, code) -> [count per bucket in DURATION_BUCKETS, sum of seconds, count]
+# (path, code) -> (counts per bucket of DURATION_BUCKETS, sum of seconds, count)
 DURATIONS = {}
 # Requests to /api/messages and the 500s induced among them, under COUNTS_LOCK.
 MESSAGES_INDUCED = {"requests": 0, "errors": 0}
@@ -183,7 +183,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def send_messages(self):
-        """Answer /api/messages with the induced latency and error rate."""
+        """Respond to /api/messages with the induced latency and error rate."""
         if INDUCED_LATENCY_SECONDS:
             time.sleep(INDUCED_LATENCY_SECONDS)
         with COUNTS_LOCK:
