@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare this machine for the drill stack and the tests: Debian packages (Docker,
 # git, Prometheus), the Python virtualenv with the pinned tools, the Docker Compose v2
-# plugin and a Docker daemon that keeps all traffic on loopback. Each step is skipped when already done, so the
-# script is cheap to run before every make target.
+# plugin and a Docker daemon that keeps all traffic on loopback. Each step is skipped
+# when already done, so the script is cheap to run before every make target.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
