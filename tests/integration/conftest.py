@@ -16,6 +16,7 @@ from drill_helpers import (
     STACK_DEFAULT_VERSION,
     STACK_SCRIPT,
     compose_backups,
+    controller_chart_files,
     image_id,
     remove_image,
     reset_stack,
@@ -27,7 +28,8 @@ def drill_stack():
     """Fail unless the drill stack is set up, and leave it at v1.0.0 at the end.
 
     The teardown also removes the compose file backups that the session's rollbacks
-    wrote into the project checkout. Incident folders stay for inspection. Images
+    wrote into the project checkout, and the timeline charts they left in the
+    controller's temporary folder. Incident folders stay for inspection. Images
     that the tests build are removed by the tests themselves, and this teardown
     only removes truebond-backend:v0.9.4 again if a failed test left it behind.
     """
@@ -39,9 +41,12 @@ def drill_stack():
     rebuilt_image = f"{BACKEND_REPOSITORY}:v0.9.4"
     rebuilt_image_existed = image_id(rebuilt_image) is not None
     backups_before = compose_backups()
+    charts_before = controller_chart_files()
     yield
     reset_stack(STACK_DEFAULT_VERSION)
     for name in sorted(compose_backups() - backups_before):
         (PROJECT_DIR / name).unlink()
+    for chart in sorted(controller_chart_files() - charts_before):
+        chart.unlink(missing_ok=True)
     if not rebuilt_image_existed:
         remove_image(rebuilt_image)

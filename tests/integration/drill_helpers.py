@@ -325,6 +325,22 @@ def compose_backups() -> set[str]:
     }
 
 
+def controller_chart_file(incident_dir: Path) -> Path:
+    """Return where rollback_log draws the chart of ``incident_dir`` on the controller.
+
+    The path follows the role defaults: rollback_log_chart_dir is $TMPDIR or /tmp,
+    and the drill inventory's only host is drill-app.
+    """
+    chart_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+    return chart_dir / f"{incident_dir.name}-drill-app-timeline.png"
+
+
+def controller_chart_files() -> set[Path]:
+    """Return the charts of drill incidents in the controller's temporary folder."""
+    chart_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+    return set(chart_dir.glob("incident-*-drill-app-timeline.png"))
+
+
 def take_snapshot() -> StackSnapshot:
     """Record the state that a run which changes nothing must keep."""
     return StackSnapshot(
