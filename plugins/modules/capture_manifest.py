@@ -66,6 +66,18 @@ options:
     type: list
     elements: str
     default: []
+  documents:
+    description:
+      - Text files to write into the folder before the manifest is made, as a mapping
+        of a path relative to O(path) to the file's content. Each is written atomically
+        with mode 0600, in a subfolder created with mode 0700 when needed, and is then
+        listed in the manifest like every other file.
+      - Only used with O(state=present). A document whose content and mode are already
+        right is left alone.
+      - Writing the capture's generated files in the same call as the manifest saves
+        one module run per file, which matters during an incident.
+    type: dict
+    default: {}
 notes:
   - The manifest records file modes, but O(state=verified) does not compare them.
     Only missing, changed (size or checksum), retyped (file or symlink) and unlisted
@@ -117,6 +129,12 @@ total_bytes:
   type: int
   returned: always
   sample: 1048576
+documents:
+  description: The O(documents) that were written, or would be in check mode.
+  type: list
+  elements: str
+  returned: with O(state=present)
+  sample: [containers.json, symptoms.md]
 verified:
   description: Whether the folder matches the manifest.
   type: bool
@@ -548,12 +566,55 @@ def verify_folder(root, exclude):
     }
 
 
+def document_path(root, relative):
+    """Return the absolute path of a document, which must stay inside root."""
+    cleaned = str(relative).strip()
+    parts = cleaned.split("/")
+    if not cleaned or cleaned.startswith("/") or ".." in parts or "" in parts:
+        raise ManifestError(
+            f"documents key {relative!r} is not a path inside the folder; give a "
+            "relative path such as 'containers.json'"
+        )
+    if is_reserved(cleaned):
+        raise ManifestError(
+            f"documents key {relative!r} names a file the module writes itself"
+        )
+    target = os.path.join(root, *parts)
+    parent = os.path.realpath(os.path.dirname(target))
+    if parent != os.path.realpath(root) and not parent.startswith(
+        os.path.realpath(root) + os.sep
+    ):
+        raise ManifestError(
+            f"documents key {relative!r} leads outside {root!r} through a symlink"
+        )
+    return target
+
+
+def write_documents(root, documents, check_mode):
+    """Write the documents that differ and return their relative paths."""
+    written = []
+    for relative in sorted(documents):
+        target = document_path(root, relative)
+        data = str(documents[relative]).encode("utf-8")
+        exists = os.path.lexists(target)
+        if exists and os.path.islink(target):
+            raise ManifestError(f"documents key {relative!r} names a symlink")
+        if exists and read_bytes(target) == data and file_mode(target) == FILE_MODE:
+            continue
+        written.append(relative)
+        if not check_mode:
+            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+            atomic_write(target, data, backup=False, mode=FILE_MODE)
+    return written
+
+
 def run_present(module, root, exclude):
     metadata = normalize_metadata(module.params["metadata"])
+    documents = write_documents(root, module.params["documents"], module.check_mode)
     plan = plan_present(root, metadata, exclude)
     for warning in plan["warnings"]:
         module.warn(warning)
-    changed = bool(plan["writes"] or plan["chmods"])
+    changed = bool(documents or plan["writes"] or plan["chmods"])
     if changed and not module.check_mode:
         apply_plan(plan)
     result = {
@@ -562,6 +623,7 @@ def run_present(module, root, exclude):
         "checksums_path": plan["checksums_path"],
         "files": len(plan["entries"]),
         "total_bytes": total_bytes(plan["entries"]),
+        "documents": documents,
     }
     if module._diff:
         result["diff"] = {
@@ -596,6 +658,7 @@ def main():
             },
             "metadata": {"type": "dict", "default": {}},
             "exclude": {"type": "list", "elements": "str", "default": []},
+            "documents": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )

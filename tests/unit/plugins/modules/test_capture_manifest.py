@@ -473,3 +473,65 @@ def test_mismatch_message_shortens_long_lists():
         "/x does not match its manifest: 12 missing (f00, f01, f02, f03, f04, f05, "
         "f06, f07, f08, f09 and 2 more); "
     )
+
+
+def test_documents_written_and_listed(tmp_path, capsys):
+    result = run_main(
+        {
+            "path": str(tmp_path),
+            "documents": {
+                "containers.json": "[]\n",
+                "notes/symptoms.md": "# Symptoms\n",
+            },
+        },
+        capsys,
+    )
+
+    assert result["changed"] is True
+    assert result["documents"] == ["containers.json", "notes/symptoms.md"]
+    assert (tmp_path / "notes" / "symptoms.md").read_text() == "# Symptoms\n"
+    assert oct((tmp_path / "containers.json").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "notes").stat().st_mode & 0o777) == "0o700"
+    listed = [
+        entry["path"]
+        for entry in json.loads((tmp_path / "manifest.json").read_text())["files"]
+    ]
+    assert listed == ["containers.json", "notes/symptoms.md"]
+
+
+def test_documents_unchanged_second_run(tmp_path, capsys):
+    args = {"path": str(tmp_path), "documents": {"containers.json": "[]\n"}}
+    run_main(args, capsys)
+
+    result = run_main(args, capsys)
+
+    assert result["changed"] is False
+    assert result["documents"] == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["../escape.txt", "/etc/passwd", "a//b", "manifest.json", ""],
+    ids=["parent", "absolute", "empty-part", "reserved", "empty"],
+)
+def test_documents_outside_folder_rejected(tmp_path, capsys, key):
+    result = run_main({"path": str(tmp_path), "documents": {key: "x"}}, capsys)
+
+    assert result["failed"] is True
+
+    assert "documents key" in result["msg"]
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_documents_check_mode_writes_nothing(tmp_path, capsys):
+    result = run_main(
+        {
+            "path": str(tmp_path),
+            "documents": {"a.txt": "x"},
+            "_ansible_check_mode": True,
+        },
+        capsys,
+    )
+
+    assert result["changed"] is True
+    assert list(tmp_path.iterdir()) == []
