@@ -535,7 +535,6 @@ def test_main_rejects_file_as_folder(tmp_path, capsys):
     assert result["msg"] == f"path {str(target)!r} exists but is not a directory"
 
 
-
 def test_markdown_chart_and_slowest_tasks():
     tasks = [
         {"task": f"Task {n}", "phase": "capture", "status": "ok", "duration_seconds": n}
@@ -546,7 +545,9 @@ def test_markdown_chart_and_slowest_tasks():
         "controller": "laptop",
         "command_line": ["ansible-playbook", "x.yml", "-e", "api_key=<redacted>"],
     }
-    log = rollback_log.build_log(make_params(chart="timeline.png", tasks=tasks, run=run))
+    log = rollback_log.build_log(
+        make_params(chart="timeline.png", tasks=tasks, run=run)
+    )
 
     markdown = rollback_log.render_markdown(log)
 
