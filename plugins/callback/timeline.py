@@ -37,15 +37,16 @@ options:
       - Regular expression, matched case-insensitively anywhere in a variable name. The
         values of matching variables are redacted in the record.
     type: str
-    default: (password|passwd|secret|token|api_?key|private_?key|credential|auth|cookie|session_?key)
+    default: (password|passwd|secret|token|api_?key|private_?key|credential|auth|cookie|session_?key|webhook)
     env:
       - name: TRUEBOND_TIMELINE_REDACT_KEYS
     ini:
       - section: callback_truebond_timeline
         key: redact_keys
 notes:
-  - Values given on the command line are redacted by their key only. A secret passed
-    under an innocent name, such as C(-e note=hunter2), is recorded as given.
+  - Values given on the command line are redacted by their key only, in C(key=value)
+    pairs and in JSON or YAML documents given to C(-e). A secret passed under an
+    innocent name, such as C(-e note=hunter2), is recorded as given.
 """
 
 EXAMPLES = r"""
@@ -67,6 +68,7 @@ import sys
 import tempfile
 import time
 
+import yaml
 from ansible.plugins.callback import CallbackBase
 
 REDACTED = "<redacted>"
@@ -96,9 +98,13 @@ def redact(value, key_pattern, key=""):
 
 
 def redact_argv(argv, key_pattern):
-    """Redact `-e key=value` pairs and URL passwords in a command line."""
+    """Redact extra variables (key=value pairs, JSON or YAML) and URL passwords."""
     redacted = []
     for arg in argv:
+        document = parse_document(arg)
+        if document is not None:
+            redacted.append(json.dumps(redact(document, key_pattern), sort_keys=True))
+            continue
         parts = []
         for word in arg.split(" "):
             name, sep, _ = word.partition("=")
@@ -107,6 +113,22 @@ def redact_argv(argv, key_pattern):
             parts.append(word)
         redacted.append(redact(" ".join(parts), key_pattern))
     return redacted
+
+
+def parse_document(arg):
+    """Return arg as a dict or list when it is JSON or YAML flow syntax, else None."""
+    text = arg.strip()
+    if not text.startswith(("{", "[")):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return document if isinstance(document, (dict, list)) else None
 
 
 class CallbackModule(CallbackBase):

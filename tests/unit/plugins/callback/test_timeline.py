@@ -241,7 +241,7 @@ def test_timeline_written_before_end(callback, tmp_path):
         ("db_password", "hunter2", "<redacted>"),
         ("API_KEY", "k", "<redacted>"),
         (
-            "webhook",
+            "endpoint",
             "https://user:pw@127.0.0.1/hook",
             "https://user:<redacted>@127.0.0.1/hook",
         ),
@@ -252,3 +252,23 @@ def test_timeline_written_before_end(callback, tmp_path):
 )
 def test_redact_values(key, value, expected):
     assert timeline.redact({key: value}, KEYS) == {key: expected}
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [
+        (
+            '{"version": "v0.9.5", "statuspage_api_key": "k"}',
+            '{"statuspage_api_key": "<redacted>", "version": "v0.9.5"}',
+        ),
+        (
+            "{smtp_password: pw, port: 25}",
+            '{"port": 25, "smtp_password": "<redacted>"}',
+        ),
+        ("version=v0.9.5 db_token=abc", "version=v0.9.5 db_token=<redacted>"),
+        ("{not yaml", "{not yaml"),
+    ],
+    ids=["json", "yaml-flow", "key-value", "unparsable"],
+)
+def test_redact_argv_documents(arg, expected):
+    assert timeline.redact_argv(["-e", arg], KEYS) == ["-e", expected]
