@@ -78,6 +78,31 @@ options:
         one module run per file, which matters during an incident.
     type: dict
     default: {}
+  copies:
+    description:
+      - Files on the host to copy into the folder before the manifest is made, such as
+        the compose file and the env files. Each copy is written atomically with mode
+        0600 and is then listed in the manifest.
+      - Only used with O(state=present).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      src:
+        description: Absolute path of the file to copy.
+        type: path
+        required: true
+      dest:
+        description: Path of the copy, relative to O(path).
+        type: str
+        required: true
+      missing:
+        description:
+          - What to do when O(copies[].src) does not exist. V(skip) leaves it out and
+            lists it in RV(missing).
+        type: str
+        choices: [fail, skip]
+        default: fail
 notes:
   - The manifest records file modes, but O(state=verified) does not compare them.
     Only missing, changed (size or checksum), retyped (file or symlink) and unlisted
@@ -130,11 +155,17 @@ total_bytes:
   returned: always
   sample: 1048576
 documents:
-  description: The O(documents) that were written, or would be in check mode.
+  description: The O(documents) and O(copies) destinations that were written, or would be in check mode.
   type: list
   elements: str
   returned: with O(state=present)
   sample: [containers.json, symptoms.md]
+missing:
+  description: Sources of O(copies) that did not exist and were skipped.
+  type: list
+  elements: str
+  returned: with O(state=present)
+  sample: [/home/truebond/truebond/.env.local]
 verified:
   description: Whether the folder matches the manifest.
   type: bool
@@ -595,7 +626,9 @@ def write_documents(root, documents, check_mode):
     written = []
     for relative in sorted(documents):
         target = document_path(root, relative)
-        data = str(documents[relative]).encode("utf-8")
+        data = documents[relative]
+        if not isinstance(data, bytes):
+            data = str(data).encode("utf-8")
         exists = os.path.lexists(target)
         if exists and os.path.islink(target):
             raise ManifestError(f"documents key {relative!r} names a symlink")
@@ -608,9 +641,33 @@ def write_documents(root, documents, check_mode):
     return written
 
 
+def read_copies(copies):
+    """Return the contents of the copies' sources by destination, and the missing ones."""
+    contents = {}
+    missing = []
+    for copy in copies:
+        source = copy["src"]
+        if not os.path.isabs(source):
+            raise ManifestError(f"copies src {source!r} must be an absolute path")
+        try:
+            with open(source, "rb") as stream:
+                contents[copy["dest"]] = stream.read()
+        except FileNotFoundError:
+            if copy["missing"] == "fail":
+                raise ManifestError(
+                    f"copies src {source!r} does not exist; fix the path or set "
+                    "missing=skip for a file that is optional"
+                ) from None
+            missing.append(source)
+    return contents, missing
+
+
 def run_present(module, root, exclude):
     metadata = normalize_metadata(module.params["metadata"])
-    documents = write_documents(root, module.params["documents"], module.check_mode)
+    copied, missing = read_copies(module.params["copies"])
+    documents = {key: value for key, value in module.params["documents"].items()}
+    documents.update(copied)
+    documents = write_documents(root, documents, module.check_mode)
     plan = plan_present(root, metadata, exclude)
     for warning in plan["warnings"]:
         module.warn(warning)
@@ -624,6 +681,7 @@ def run_present(module, root, exclude):
         "files": len(plan["entries"]),
         "total_bytes": total_bytes(plan["entries"]),
         "documents": documents,
+        "missing": missing,
     }
     if module._diff:
         result["diff"] = {
@@ -659,6 +717,20 @@ def main():
             "metadata": {"type": "dict", "default": {}},
             "exclude": {"type": "list", "elements": "str", "default": []},
             "documents": {"type": "dict", "default": {}},
+            "copies": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "src": {"type": "path", "required": True},
+                    "dest": {"type": "str", "required": True},
+                    "missing": {
+                        "type": "str",
+                        "choices": ["fail", "skip"],
+                        "default": "fail",
+                    },
+                },
+            },
         },
         supports_check_mode=True,
     )

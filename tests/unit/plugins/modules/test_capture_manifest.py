@@ -535,3 +535,44 @@ def test_documents_check_mode_writes_nothing(tmp_path, capsys):
 
     assert result["changed"] is True
     assert list(tmp_path.iterdir()) == []
+
+
+def test_copies_written_and_missing_skipped(tmp_path, capsys):
+    source = tmp_path / "project"
+    source.mkdir()
+    (source / ".env.production").write_bytes(b"SECRET=x\n")
+    incident = tmp_path / "incident"
+    incident.mkdir()
+
+    result = run_main(
+        {
+            "path": str(incident),
+            "copies": [
+                {"src": str(source / ".env.production"), "dest": "env/.env.production"},
+                {
+                    "src": str(source / ".env.local"),
+                    "dest": "env/.env.local",
+                    "missing": "skip",
+                },
+            ],
+        },
+        capsys,
+    )
+
+    assert result["documents"] == ["env/.env.production"]
+    assert result["missing"] == [str(source / ".env.local")]
+    assert (incident / "env" / ".env.production").read_bytes() == b"SECRET=x\n"
+    assert oct((incident / "env" / ".env.production").stat().st_mode & 0o777) == "0o600"
+
+
+def test_copies_missing_source_fails(tmp_path, capsys):
+    result = run_main(
+        {"path": str(tmp_path), "copies": [{"src": "/nonexistent/x", "dest": "x"}]},
+        capsys,
+    )
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "copies src '/nonexistent/x' does not exist; fix the path or set "
+        "missing=skip for a file that is optional"
+    )
