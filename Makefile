@@ -52,6 +52,7 @@ integration: stack
 
 molecule: stack
 	molecule test
+	molecule test -s feature_disable
 
 # Host state after the Molecule run, read with testinfra.
 host-state: stack

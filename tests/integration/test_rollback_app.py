@@ -345,15 +345,6 @@ def test_incident_folder_has_chart(rollback_v1_to_v095):
     assert chart.read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "roles/rollback_log/tasks/main.yml draws the chart on the controller as"
-        " <rollback_log_chart_dir>/<incident>-<host>-timeline.png, copies it into the"
-        " incident folder and never removes it, so every run leaves a PNG in"
-        " $TMPDIR or /tmp"
-    ),
-)
 def test_rollback_removes_controller_chart(rollback_v1_to_v095):
     assert not controller_chart_file(rollback_v1_to_v095.incident_dir).exists()
 
