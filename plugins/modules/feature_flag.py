@@ -154,29 +154,36 @@ files:
   description:
     - The env files that the service reads and that exist, in the order Compose
       reads them.
-    - RV(files[].changed) says whether the module changed the file, or in check mode
-      would change it.
-    - RV(files[].backup_file) is the path of the backup made before writing, else
-      C(null). Always C(null) in check mode.
-    - RV(files[].services) lists every service of the Compose file that reads the
-      file.
   type: list
   elements: dict
   returned: success
-  sample:
-    - path: /var/tmp/truebond-drill/truebond/.env.production
-      changed: true
-      backup_file: /var/tmp/truebond-drill/truebond/.env.production.20260112T093000Z.bak
-      services: [backend, frontend]
+  contains:
+    path:
+      description: Absolute path of the env file.
+      type: str
+      sample: /var/tmp/truebond-drill/truebond/.env.production
+    changed:
+      description: Whether the module changed the file, or in check mode would change it.
+      type: bool
+      sample: true
+    backup_file:
+      description:
+        - Path of the backup made before writing, else C(null).
+        - Always C(null) in check mode.
+      type: str
+      sample: /var/tmp/truebond-drill/truebond/.env.production.20260112T093000Z.bak
+    services:
+      description: Every service of the Compose file that reads the file.
+      type: list
+      elements: str
+      sample: [backend, frontend]
 flags:
   description:
-    - One entry per flag in O(flags).
-    - RV(flags.NAME.previous) is the value Compose read before the change, as
-      written in the env file before interpolation, or C(null) when no env file
-      gives the key a value.
-    - RV(flags.NAME.value) is the value written.
-    - RV(flags.NAME.file) is the env file that holds the flag, the last one that
-      defines it.
+    - One entry per flag in O(flags), keyed by the flag's name.
+    - C(previous) is the value Compose read before the change, as written in the env
+      file before interpolation, or C(null) when no env file gives the key a value.
+    - C(value) is the value written, or in check mode the value that would be written.
+    - C(file) is the env file that holds the flag, the last one that defines it.
   type: dict
   returned: success
   sample:
