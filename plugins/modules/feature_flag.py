@@ -209,39 +209,19 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.truebond.rollback.plugins.module_utils import _envfile
+from ansible_collections.truebond.rollback.plugins.module_utils._compose import (
+    YAML_IMPORT_ERROR,
+    ComposeFileError,
+    load_compose,
+    read_text,
+    yaml,
+)
 from ansible_collections.truebond.rollback.plugins.module_utils._files import (
     atomic_write,
 )
 
-try:
-    import yaml
-except ImportError:
-    yaml = None
-    YAML_IMPORT_ERROR = traceback.format_exc()
-else:
-    YAML_IMPORT_ERROR = None
 
-if yaml is not None:
-
-    class ComposeLoader(yaml.SafeLoader):
-        """SafeLoader that also accepts the !reset and !override tags of Compose.
-
-        Compose uses these tags in override files. They are loaded as the plain
-        value that they tag.
-        """
-
-    def _construct_untagged(loader, node):
-        if isinstance(node, yaml.MappingNode):
-            return loader.construct_mapping(node, deep=True)
-        if isinstance(node, yaml.SequenceNode):
-            return loader.construct_sequence(node, deep=True)
-        return loader.construct_scalar(node)
-
-    for _compose_tag in ("!reset", "!override"):
-        ComposeLoader.add_constructor(_compose_tag, _construct_untagged)
-
-
-class FeatureFlagError(Exception):
+class FeatureFlagError(ComposeFileError):
     """A failure to report with fail_json. The message is the whole report."""
 
 
@@ -255,47 +235,9 @@ class EnvFile:
     keys: set = field(default_factory=set)
 
 
-def read_text(path: str, what: str) -> str:
-    """Return the UTF-8 text of ``path``. ``what`` names the file in errors."""
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read()
-    except FileNotFoundError:
-        raise FeatureFlagError(f"{what} {path!r} was not found") from None
-    except OSError as exc:
-        raise FeatureFlagError(
-            f"failed to read {what} {path!r}: {exc.strerror}"
-        ) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FeatureFlagError(
-            f"{what} {path!r} is not valid UTF-8 (byte {exc.start}); save it as UTF-8"
-        ) from None
-
-
 def load_services(path: str) -> dict:
     """Return the ``services`` mapping of the Compose file at ``path``."""
-    text = read_text(path, "compose file")
-    try:
-        document = yaml.load(text, Loader=ComposeLoader)
-    except yaml.YAMLError as exc:
-        location = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            location = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise FeatureFlagError(
-            f"compose file {path!r} is not valid YAML{location}: {problem}"
-        ) from None
-
-    services = document.get("services") if isinstance(document, dict) else None
-    if not isinstance(services, dict) or not services:
-        raise FeatureFlagError(
-            f"compose file {path!r} has no services: expected a top-level 'services'"
-            " mapping with one entry per service"
-        )
-    return services
+    return load_compose(path)[1]["services"]
 
 
 def find_service(services: dict, path: str, service: str) -> dict:
@@ -696,7 +638,7 @@ def main():
 
     try:
         result = run_module(module)
-    except FeatureFlagError as exc:
+    except ComposeFileError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # noqa: BLE001 - report any bug with its traceback
         module.fail_json(
