@@ -50,8 +50,12 @@ unit: host
 integration: stack
 	$(call pytest,-q tests/integration)
 
+# Molecule keeps each scenario's state (such as "prepared") between runs of the same
+# checkout, and would then skip the prepare step that resets the drill stack.
 molecule: stack
-	molecule test
+	molecule reset -s default
+	molecule test -s default
+	molecule reset -s feature_disable
 	molecule test -s feature_disable
 
 # Host state after the Molecule run, read with testinfra.
