@@ -12,6 +12,7 @@ that tests/host, which reads the newest incident folder, finds a successful capt
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
@@ -277,6 +278,15 @@ def test_rollback_log_timeline_phases(rollback_v1_to_v095):
         assert phase.get("started"), phase
         assert phase.get("ended"), phase
         assert phase["ended"] >= phase["started"], phase
+
+
+def test_rollback_log_phases_contiguous(rollback_v1_to_v095):
+    log = read_rollback_log(rollback_v1_to_v095.incident_dir)
+    timeline = log["timeline"]
+
+    assert log["started_at"] == timeline[0]["started"]
+    for earlier, later in itertools.pairwise(timeline):
+        assert earlier["ended"] == later["started"], (earlier, later)
 
 
 @pytest.mark.parametrize(
