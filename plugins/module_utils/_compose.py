@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import traceback
 
+from ansible.module_utils.basic import missing_required_lib
+
 try:
     import yaml
 except ImportError:
@@ -87,3 +89,25 @@ def load_compose(path: str, with_nodes: bool = False):
             " mapping with one entry per service"
         )
     return text, document, root
+
+
+def run_and_exit(module, run_module) -> None:
+    """Call ``run_module(module)`` and exit with its result, or fail with the reason.
+
+    A missing PyYAML and a ComposeFileError fail with their message; any other
+    exception is a bug and fails with its traceback.
+    """
+    if yaml is None:
+        module.fail_json(
+            msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR
+        )
+    try:
+        result = run_module(module)
+    except ComposeFileError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # noqa: BLE001 - report any bug with its traceback
+        module.fail_json(
+            msg=f"unexpected error: {type(exc).__name__}: {exc}",
+            exception=traceback.format_exc(),
+        )
+    module.exit_json(**result)

@@ -198,16 +198,15 @@ backup_file:
 import copy
 import os
 import re
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.truebond.rollback.plugins.module_utils import _envfile
 from ansible_collections.truebond.rollback.plugins.module_utils._compose import (
-    YAML_IMPORT_ERROR,
     ComposeFileError,
     ComposeLoader,
     load_compose,
     read_text,
+    run_and_exit,
     yaml,
 )
 from ansible_collections.truebond.rollback.plugins.module_utils._files import (
@@ -626,21 +625,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    if yaml is None:
-        module.fail_json(
-            msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR
-        )
-
-    try:
-        result = run_module(module)
-    except ComposeFileError as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # noqa: BLE001 - report any bug with its traceback
-        module.fail_json(
-            msg=f"unexpected error: {type(exc).__name__}: {exc}",
-            exception=traceback.format_exc(),
-        )
-    module.exit_json(**result)
+    run_and_exit(module, run_module)
 
 
 if __name__ == "__main__":
