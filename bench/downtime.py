@@ -10,7 +10,7 @@ several times from the same starting state:
 - ``recreate``: edit the tag and ``docker compose up -d``, which recreates only the
   changed service, then wait for the health endpoint.
 
-A poller asks ``/api/health`` every 50 ms. The downtime of a run is the longest
+A poller requests ``/api/health`` every 50 ms. The downtime of a run is the longest
 window between two answers with status 200; the wall time runs from the start of
 the command until the first 200 from v0.9.5 (the playbook verifies that itself, so
 its wall time is the command's). Only 127.0.0.1 is contacted.
@@ -41,7 +41,7 @@ COMPOSE = ["docker", "compose", "--project-directory", PROJECT, "-f", COMPOSE_FI
 
 
 class Poller(threading.Thread):
-    """Ask the health endpoint every POLL_INTERVAL seconds and keep every answer."""
+    """Request the health endpoint every POLL_INTERVAL seconds and keep every response."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -68,7 +68,7 @@ class Poller(threading.Thread):
         self.join()
 
     def longest_gap(self, start, end):
-        """Return the longest time between two 200 answers within [start, end]."""
+        """Return the longest time between two 200 responses within [start, end]."""
         ok_times = [
             t for t, status, _ in self.samples if status == 200 and start <= t <= end
         ]
@@ -106,7 +106,7 @@ def wait_for(poller, version, after, deadline=60):
         if seen is not None:
             return seen
         time.sleep(0.02)
-    raise RuntimeError(f"{version} did not answer 200 within {deadline} s")
+    raise RuntimeError(f"{version} did not return 200 within {deadline} s")
 
 
 def way_playbook(poller):

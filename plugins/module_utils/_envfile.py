@@ -91,7 +91,7 @@ class EnvEntry:
     value as written, with its quotes and without an inline comment. ``value`` is the
     value after quote removal and escape processing, before interpolation. Both are
     None for a line with only a key. ``quote`` is ``'``, ``"`` or None (unquoted).
-    ``interpolated`` says whether Compose expands ``$VAR`` in the value.
+    ``interpolated`` is whether Compose expands ``$VAR`` in the value.
     ``value_span`` is the (start, end) column range of ``raw_value`` in the line, or
     twice the column after the key for a line with only a key.
     """

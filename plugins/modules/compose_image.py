@@ -321,7 +321,7 @@ def find_image(document, path: str, service: str) -> str:
 
 
 def find_image_node(root, path: str, service: str):
-    """Return the YAML scalar node that holds the image of ``service``."""
+    """Return the YAML scalar node that contains the image of ``service``."""
     service_node = _mapping_value(_mapping_value(root, "services"), service)
     image_node = _mapping_value(service_node, "image")
     if image_node is None and _has_merge_key(service_node):

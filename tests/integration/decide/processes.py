@@ -162,7 +162,7 @@ class Backend:
         self.latency = latency
         # False leaves INDUCED_* and EXTENDED_METRICS unset, as in the drill stack.
         self.induced = induced
-        # A version of its own tells this backend from any other on the port.
+        # A version of its own distinguishes this backend from any other on the port.
         self.version = f"v9.9.0-decide.{uuid.uuid4().hex[:8]}"
         self.port = None
         self.process = None

@@ -1,6 +1,6 @@
 """TrueBond-like backend used by the drill stack and the tests.
 
-It answers the health endpoints of the rollback plan with its version in the body,
+It serves the health endpoints of the rollback plan with its version in the body,
 takes a moment to start, and exits cleanly on SIGTERM. Each release's behaviour comes
 from release.json, which the drill stack writes per git tag, so that one release can
 be healthy and another broken in a way that health checks catch.
