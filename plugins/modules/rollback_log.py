@@ -16,8 +16,11 @@ description:
   - The recovery time (RTO) is the time from O(started_at) to O(verified_at). It is
     compared with O(rto_objective_minutes). Without O(verified_at), the RTO is not
     measured and is written as null.
-  - The data loss window (RPO) is not measured yet. The log records only its
-    objective.
+  - The data loss window (RPO) is measured when data was restored from a
+    snapshot: it is the time from the snapshot's O(restore.snapshot_taken_at) to
+    O(restore.restored_at), since writes made in between are replaced by the
+    snapshot. It is compared with O(rpo_objective_minutes). Without O(restore),
+    nothing was restored, so the RPO is written as null.
   - Root cause, prevention and sign-off are written as placeholders for the
     operator to fill in.
 version_added: 0.1.0
@@ -130,6 +133,31 @@ options:
     description: Recovery point objective in minutes. Must be greater than 0.
     type: float
     default: 5
+  restore:
+    description:
+      - The data restore of this run, for the RPO. Leave it unset when the run
+        restored no data.
+    type: dict
+    suboptions:
+      snapshot_taken_at:
+        description:
+          - UTC time the snapshot that was restored was taken, in the same format as
+            O(started_at).
+        type: str
+        required: true
+      restored_at:
+        description:
+          - UTC time the restored data replaced the live data. Defaults to the time
+            the log is written.
+        type: str
+      source:
+        description: Path or identifier of the snapshot, for the log.
+        type: str
+      stores:
+        description: Data stores that were restored, for example C(mongodb main).
+        type: list
+        elements: str
+        default: []
   data_loss:
     description: Whether data was lost.
     type: bool
@@ -280,6 +308,20 @@ rto_met:
   type: bool
   returned: always
   sample: true
+rpo_seconds:
+  description:
+    - Seconds from O(restore.snapshot_taken_at) to O(restore.restored_at), or null
+      when nothing was restored.
+  type: float
+  returned: always
+  sample: 95.2
+rpo_met:
+  description:
+    - Whether RV(rpo_seconds) is within O(rpo_objective_minutes), or null when the
+      RPO was not measured.
+  type: bool
+  returned: always
+  sample: true
 result:
   description: The O(result) that was written.
   type: str
@@ -397,6 +439,46 @@ def build_timeline(phases):
     return timeline
 
 
+def build_rpo(params, started_at):
+    """Return the rpo section: the objective and, after a restore, the measured window."""
+    objective = round(params["rpo_objective_minutes"] * 60, 3)
+    restore = params.get("restore")
+    if not restore:
+        return {"objective_seconds": objective, "seconds": None, "met": None}
+    taken_at = parse_timestamp(
+        "restore.snapshot_taken_at", restore["snapshot_taken_at"]
+    )
+    restored_text = restore.get("restored_at") or utc_now_text()
+    restored_at = parse_timestamp("restore.restored_at", restored_text)
+    seconds = seconds_between(taken_at, restored_at)
+    if seconds < 0:
+        raise LogError(
+            f"restore.restored_at {restored_text!r} is before "
+            f"restore.snapshot_taken_at {restore['snapshot_taken_at']!r}"
+        )
+    if seconds_between(taken_at, started_at) < 0:
+        raise LogError(
+            f"restore.snapshot_taken_at {restore['snapshot_taken_at']!r} is after "
+            f"started_at {params['started_at']!r}: the restored snapshot must be "
+            "older than the run"
+        )
+    return {
+        "objective_seconds": objective,
+        "seconds": seconds,
+        "met": seconds <= objective,
+        "snapshot_taken_at": restore["snapshot_taken_at"],
+        "restored_at": restored_text,
+        "source": empty_to_none(restore.get("source")),
+        "stores": restore.get("stores") or [],
+    }
+
+
+def utc_now_text():
+    """Return the current UTC time in the format of started_at."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def build_log(params):
     """Return the log document for the module options, validating them."""
     for name in ("rto_objective_minutes", "rpo_objective_minutes"):
@@ -415,6 +497,8 @@ def build_log(params):
             )
     rto_objective_seconds = round(params["rto_objective_minutes"] * 60, 3)
     rto_met = None if rto_seconds is None else rto_seconds <= rto_objective_seconds
+
+    rpo = build_rpo(params, started_at)
 
     failure = params["failure"]
     if failure is not None:
@@ -439,11 +523,7 @@ def build_log(params):
             "objective_seconds": rto_objective_seconds,
             "met": rto_met,
         },
-        "rpo": {
-            "objective_seconds": round(params["rpo_objective_minutes"] * 60, 3),
-            # NOTE: nothing measures the data loss window yet, so it stays null.
-            "seconds": None,
-        },
+        "rpo": rpo,
         "impact": {
             "users_affected": params["users_affected"],
             "duration_seconds": rto_seconds,
@@ -579,13 +659,26 @@ def describe_rto(log):
     return f"{format_seconds(rto['seconds'])} (objective {objective}): {verdict}"
 
 
+def describe_rpo(log):
+    rpo = log["rpo"]
+    objective = format_minutes(rpo["objective_seconds"] / 60)
+    if rpo["seconds"] is None:
+        return f"not measured, no data was restored (objective {objective})"
+    verdict = "met" if rpo["met"] else "missed"
+    stores = ", ".join(rpo["stores"]) or "the data stores"
+    return (
+        f"{format_seconds(rpo['seconds'])} (objective {objective}): {verdict}; "
+        f"writes to {escape_markdown(stores)} after {rpo['snapshot_taken_at']} "
+        "were replaced by the snapshot"
+    )
+
+
 def render_summary(log):
     rollback_type = "unknown"
     if log["rollback_type"] is not None:
         rollback_type = (
             f"Type {log['rollback_type']} ({ROLLBACK_TYPE_NAMES[log['rollback_type']]})"
         )
-    rpo_objective = format_minutes(log["rpo"]["objective_seconds"] / 60)
     previous = escape_markdown(log["from_version"] or "unknown")
     lines = [
         f"- Date: {log['date']}",
@@ -597,7 +690,7 @@ def render_summary(log):
         f"- Current Version: {describe_target(log)}",
         f"- Result: {log['result']}",
         f"- RTO: {describe_rto(log)}",
-        f"- RPO: not measured (objective {rpo_objective})",
+        f"- RPO: {describe_rpo(log)}",
     ]
     for key, label in (
         ("operator", "Operator"),
@@ -785,6 +878,15 @@ def main():
             },
             "rto_objective_minutes": {"type": "float", "default": 15.0},
             "rpo_objective_minutes": {"type": "float", "default": 5.0},
+            "restore": {
+                "type": "dict",
+                "options": {
+                    "snapshot_taken_at": {"type": "str", "required": True},
+                    "restored_at": {"type": "str"},
+                    "source": {"type": "str"},
+                    "stores": {"type": "list", "elements": "str", "default": []},
+                },
+            },
             "data_loss": {"type": "bool", "default": False},
             "users_affected": {"type": "str", "default": "unknown"},
             "failure": {
@@ -850,6 +952,8 @@ def main():
         "markdown_path": markdown_path,
         "rto_seconds": log["rto"]["seconds"],
         "rto_met": log["rto"]["met"],
+        "rpo_seconds": log["rpo"]["seconds"],
+        "rpo_met": log["rpo"]["met"],
         "result": log["result"],
     }
     if module._diff:

@@ -255,7 +255,7 @@ def test_build_log_fields():
     assert log["from_version"] is None
     assert log["to_version"] == "v0.9.5"
     assert log["operator"] is None
-    assert log["rpo"] == {"objective_seconds": 300.0, "seconds": None}
+    assert log["rpo"] == {"objective_seconds": 300.0, "seconds": None, "met": None}
     assert list(log) == [
         "format",
         "procedure",
@@ -292,6 +292,62 @@ def test_build_log_rejects_verification_before_start():
     assert str(error.value) == (
         "verified_at '2026-01-12T10:14:00Z' is before started_at '2026-01-12T10:15:00Z'"
     )
+
+
+@pytest.mark.parametrize(
+    ("taken_at", "seconds", "met"),
+    [
+        pytest.param("2026-01-12T10:14:00Z", 72.0, True, id="within-objective"),
+        pytest.param("2026-01-12T10:05:00Z", 612.0, False, id="older-than-objective"),
+    ],
+)
+def test_build_log_measures_rpo_from_the_restored_snapshot(taken_at, seconds, met):
+    restore = {
+        "snapshot_taken_at": taken_at,
+        "restored_at": "2026-01-12T10:15:12Z",
+        "source": "/backup/predeploy/datastores/main",
+        "stores": ["mongodb main"],
+    }
+    log = rollback_log.build_log(make_params(restore=restore))
+    assert log["rpo"] == {
+        "objective_seconds": 300.0,
+        "seconds": seconds,
+        "met": met,
+        "snapshot_taken_at": taken_at,
+        "restored_at": "2026-01-12T10:15:12Z",
+        "source": "/backup/predeploy/datastores/main",
+        "stores": ["mongodb main"],
+    }
+    verdict = "met" if met else "missed"
+    assert f"(objective 5 min): {verdict}; writes to mongodb main after {taken_at}" in (
+        rollback_log.render_markdown(log)
+    )
+
+
+@pytest.mark.parametrize(
+    ("restore", "message"),
+    [
+        pytest.param(
+            {"snapshot_taken_at": "2026-01-12T10:16:00Z", "restored_at": None},
+            "restore.snapshot_taken_at '2026-01-12T10:16:00Z' is after started_at "
+            "'2026-01-12T10:15:00Z': the restored snapshot must be older than the run",
+            id="snapshot-after-start",
+        ),
+        pytest.param(
+            {
+                "snapshot_taken_at": "2026-01-12T10:14:00Z",
+                "restored_at": "2026-01-12T10:13:00Z",
+            },
+            "restore.restored_at '2026-01-12T10:13:00Z' is before "
+            "restore.snapshot_taken_at '2026-01-12T10:14:00Z'",
+            id="restored-before-taken",
+        ),
+    ],
+)
+def test_build_log_rejects_impossible_restore_times(restore, message):
+    with pytest.raises(rollback_log.LogError) as error:
+        rollback_log.build_log(make_params(restore=restore))
+    assert str(error.value) == message
 
 
 @pytest.mark.parametrize("name", ["rto_objective_minutes", "rpo_objective_minutes"])
@@ -389,7 +445,7 @@ def test_markdown_follows_template():
         "- Current Version: v0.9.5 (rollback target, reached)",
         "- Result: success",
         "- RTO: 12.4 s (objective 15 min): met",
-        "- RPO: not measured (objective 5 min)",
+        "- RPO: not measured, no data was restored (objective 5 min)",
     ]
     headings = [line for line in lines if line.startswith("## ")]
     assert headings == [
