@@ -1,0 +1,237 @@
+# Copyright: Contributors to the truebond.rollback collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Redis connections, INFO parsing and deadline-bound waits for the redis_* modules."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import socket
+import time
+import traceback
+
+try:
+    import redis
+
+    HAS_REDIS = True
+    REDIS_IMPORT_ERROR = None
+except ImportError:
+    redis = None
+    HAS_REDIS = False
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+
+# Seconds a single connect or command may take. Waits for a save or a load have their
+# own deadline (the modules' timeout option) on top of this.
+SOCKET_TIMEOUT = 10.0
+POLL_INTERVAL = 0.1
+
+# The INFO persistence fields that explain where a save or rewrite stands. Messages
+# about a failed or timed-out wait quote them.
+PERSISTENCE_FIELDS = (
+    "loading",
+    "rdb_bgsave_in_progress",
+    "rdb_last_bgsave_status",
+    "rdb_last_save_time",
+    "rdb_saves",
+    "rdb_changes_since_last_save",
+    "aof_enabled",
+    "aof_rewrite_in_progress",
+    "aof_rewrite_scheduled",
+    "aof_last_bgrewrite_status",
+    "aof_last_write_status",
+)
+
+
+class RedisError(Exception):
+    """A Redis step failed. The message is meant for the operator as it stands."""
+
+
+class WaitTimeout(RedisError):
+    """A wait reached its deadline before its condition held."""
+
+
+def address(host, port) -> str:
+    """Format host and port as host:port, with brackets around an IPv6 address."""
+    if ":" in str(host):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def _without_secret(text: str, password) -> str:
+    if password:
+        text = text.replace(str(password), "********")
+    return text
+
+
+def connect(host, port, password=None, username=None, socket_timeout=SOCKET_TIMEOUT):
+    """Connect to Redis, check the connection with PING and return the client.
+
+    Raises RedisError naming host:port and the cause. The password never appears in
+    the message, even when a library error quotes it.
+    """
+    client = redis.Redis(
+        host=host,
+        port=port,
+        password=password or None,
+        username=username or None,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        decode_responses=False,
+    )
+    try:
+        client.ping()
+    except redis.exceptions.AuthenticationError as error:
+        raise RedisError(
+            f"Redis at {address(host, port)} rejected the credentials: "
+            f"{_without_secret(str(error), password)}. Check the password (and the "
+            "user name for an ACL user)."
+        ) from None
+    except redis.exceptions.ResponseError as error:
+        text = _without_secret(str(error), password)
+        if "NOAUTH" in text:
+            raise RedisError(
+                f"Redis at {address(host, port)} requires a password and none was "
+                "given. Set the password option."
+            ) from None
+        raise RedisError(
+            f"PING to Redis at {address(host, port)} failed: {text}"
+        ) from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        raise RedisError(
+            f"could not connect to Redis at {address(host, port)}: "
+            f"{_without_secret(str(error), password)}. Check that Redis is running "
+            "and that host and port are right."
+        ) from None
+    return client
+
+
+def port_accepts_connections(host, port, timeout=1.0) -> bool:
+    """Return whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def decode(value):
+    """Decode bytes from redis-py as UTF-8, leaving other values as they are."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def config_get(client, name):
+    """Return one CONFIG GET value as str, or None when Redis does not know it.
+
+    Raises redis.exceptions.ResponseError when CONFIG is renamed or not permitted.
+    """
+    reply = client.config_get(name)
+    for key, value in reply.items():
+        if decode(key) == name:
+            return decode(value)
+    return None
+
+
+def persistence_info(client) -> dict:
+    """Return INFO persistence as a dict of field name to value."""
+    return client.info("persistence")
+
+
+def persistence_summary(info: dict) -> str:
+    """Format the INFO persistence fields that explain a save as name=value pairs."""
+    parts = [f"{name}={info[name]}" for name in PERSISTENCE_FIELDS if name in info]
+    return ", ".join(parts) or "no INFO persistence fields"
+
+
+def keyspace(client) -> dict:
+    """Return INFO keyspace as {"db0": {"keys": N, "expires": M}}, databases sorted."""
+    info = client.info("keyspace")
+    result = {}
+    for name in sorted(info, key=lambda db: int(db[2:]) if db[2:].isdigit() else 0):
+        if not name.startswith("db"):
+            continue
+        entry = info[name]
+        result[name] = {
+            "keys": int(entry.get("keys", 0)),
+            "expires": int(entry.get("expires", 0)),
+        }
+    return result
+
+
+def dump_sha256(client, key: bytes):
+    """Return the SHA-256 hex digest of DUMP key, or None when the key is gone."""
+    payload = client.dump(key)
+    if payload is None:
+        return None
+    return hashlib.sha256(payload).hexdigest()
+
+
+def utc_timestamp(seconds: float) -> str:
+    """Format Unix seconds as UTC ISO 8601 with milliseconds and Z."""
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def wait_until(
+    probe,
+    done,
+    timeout,
+    describe,
+    interval=POLL_INTERVAL,
+    clock=time.monotonic,
+    sleep=time.sleep,
+):
+    """Call probe() until done(value) is true and return that value.
+
+    Raises WaitTimeout after timeout seconds. Its message is describe(last value),
+    so it can quote the last INFO fields seen. probe() runs at least once, even with
+    a timeout of 0.
+    """
+    deadline = clock() + timeout
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        if clock() >= deadline:
+            raise WaitTimeout(describe(value))
+        sleep(interval)
+
+
+def wait_for_ping(
+    host,
+    port,
+    password=None,
+    username=None,
+    timeout=60,
+    clock=time.monotonic,
+    sleep=time.sleep,
+):
+    """Wait until Redis accepts connections and has loaded its data, return the client.
+
+    Redis answers -LOADING while it reads its RDB or AOF at start, and that counts as
+    not ready. Raises WaitTimeout with the last error after timeout seconds, and
+    RedisError at once for rejected credentials.
+    """
+    deadline = clock() + timeout
+    last_error = "no attempt made"
+    while True:
+        try:
+            client = connect(host, port, password, username)
+            if int(persistence_info(client).get("loading", 0)) == 0:
+                return client
+            last_error = "Redis is still loading its data set (INFO loading:1)"
+        except RedisError as error:
+            text = str(error)
+            if "credentials" in text or "requires a password" in text:
+                raise
+            last_error = text
+        except redis.exceptions.BusyLoadingError as error:
+            last_error = f"Redis is still loading its data set: {error}"
+        if clock() >= deadline:
+            raise WaitTimeout(
+                f"Redis at {address(host, port)} was not ready within {timeout} s. "
+                f"Last error: {last_error}"
+            )
+        sleep(POLL_INTERVAL * 2)
