@@ -179,7 +179,8 @@ class AtlasClient:
                 message += f" {error_code}"
             if detail:
                 message += f": {detail}"
-            message += "."
+            if not message.endswith("."):
+                message += "."
             hint = _status_hint(status)
         if hint:
             message += " " + hint

@@ -54,7 +54,7 @@ BATCH_DOCUMENTS = 1000
 BATCH_BYTES = 16 * 1024 * 1024
 BYTES_PER_MIB = 1024 * 1024
 
-_URI_PATTERN = re.compile(
+URI_PATTERN = re.compile(
     r"^(?P<scheme>mongodb(?:\+srv)?)://(?:(?P<userinfo>[^@/]*)@)?"
     r"(?P<hosts>[^/?]*)(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?$"
 )
@@ -80,7 +80,7 @@ def describe_uri(uri: str) -> str:
     The query string is left out too, because options such as
     ``tlsCertificateKeyFilePassword`` can carry secrets.
     """
-    match = _URI_PATTERN.match(uri or "")
+    match = URI_PATTERN.match(uri or "")
     if not match:
         return "(a URI that does not start with mongodb:// or mongodb+srv://)"
     address = f"{match.group('scheme')}://{match.group('hosts')}"
@@ -91,7 +91,7 @@ def describe_uri(uri: str) -> str:
 
 def uri_database(uri: str) -> str | None:
     """Return the database named in the path of a MongoDB URI, or None."""
-    match = _URI_PATTERN.match(uri or "")
+    match = URI_PATTERN.match(uri or "")
     if not match or not match.group("database"):
         return None
     return unquote(match.group("database"))
@@ -118,23 +118,23 @@ def connect(uri: str, timeout: float, name: str | None = None):
     except (PyMongoError, ValueError, TypeError) as error:
         raise MongoSnapshotError(
             f"{label} at {address}: invalid connection URI: "
-            f"{_redact(str(error), uri)}. Check the URI syntax."
+            f"{redact(str(error), uri)}. Check the URI syntax."
         ) from None
     try:
         client.admin.command("ping")
     except PyMongoError as error:
         client.close()
         raise MongoSnapshotError(
-            f"{label} at {address} is unreachable: {_redact(str(error), uri)}. "
+            f"{label} at {address} is unreachable: {redact(str(error), uri)}. "
             "Check that the server is running, the address and port are right and "
             f"the credentials are valid (waited {timeout:g} s)."
         ) from None
     return client
 
 
-def _redact(text: str, uri: str) -> str:
+def redact(text: str, uri: str) -> str:
     """Remove the URI's user information from a driver message, to be safe."""
-    match = _URI_PATTERN.match(uri or "")
+    match = URI_PATTERN.match(uri or "")
     if match and match.group("userinfo"):
         userinfo = match.group("userinfo")
         for secret in {userinfo, unquote(userinfo)} | set(
@@ -156,7 +156,8 @@ def server_description(client, uri: str) -> dict:
 
 def utc_timestamp() -> str:
     """Return the current UTC time as ISO 8601 with milliseconds and a Z."""
-    now = datetime.datetime.now(datetime.UTC)
+    # datetime.UTC needs Python 3.11, and managed hosts may run an older Python.
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
@@ -620,6 +621,44 @@ def verify_files(folder: str, snapshot: dict) -> list:
                         f"{relative}: used by {db_name}.{name} but has no checksum"
                     )
     return problems
+
+
+# MongoDB Database Tools ---------------------------------------------------------
+
+
+def uri_for_tools(uri):
+    """Return the URI without its database path, for mongodump --db/mongorestore.
+
+    The database tools reject a URI database that differs from --db or --nsInclude.
+    The path database is also the default authSource, so it becomes an explicit
+    authSource when the URI has credentials and no authSource of its own.
+    """
+    match = URI_PATTERN.match(uri)
+    if not match or not match.group("database"):
+        return uri
+    query = match.group("query") or ""
+    parameters = [part for part in query.split("&") if part]
+    has_auth_source = any(p.lower().startswith("authsource=") for p in parameters)
+    if match.group("userinfo") is not None and not has_auth_source:
+        parameters.append(f"authSource={match.group('database')}")
+    userinfo = match.group("userinfo")
+    prefix = f"{match.group('scheme')}://"
+    if userinfo is not None:
+        prefix += f"{userinfo}@"
+    result = f"{prefix}{match.group('hosts')}/"
+    if parameters:
+        result += "?" + "&".join(parameters)
+    return result
+
+
+def write_tools_config(directory, uri):
+    """Write a 0600 YAML config file with the URI for --config and return its path."""
+    path = os.path.join(directory, "config.yml")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        # A JSON string is a valid YAML scalar, with every character escaped.
+        stream.write(f"uri: {json.dumps(uri_for_tools(uri))}\n")
+    return path
 
 
 # Free space and cleanup ---------------------------------------------------------

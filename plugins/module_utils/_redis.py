@@ -170,7 +170,9 @@ def dump_sha256(client, key: bytes):
 
 def utc_timestamp(seconds: float) -> str:
     """Format Unix seconds as UTC ISO 8601 with milliseconds and Z."""
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    # datetime.UTC needs Python 3.11, and managed hosts may run an older Python.
+    utc = datetime.timezone.utc  # noqa: UP017
+    moment = datetime.datetime.fromtimestamp(seconds, tz=utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

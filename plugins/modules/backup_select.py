@@ -66,6 +66,13 @@ options:
         accepts any.
     type: str
     default: ""
+  purpose:
+    description:
+      - Purpose the capture must have recorded in its manifest, for example
+        C(backup) for the folders the snapshot playbook writes before a deploy.
+        Empty accepts any, including the capture of an earlier rollback.
+    type: str
+    default: ""
   image:
     description:
       - Image repository whose tag is compared with O(version), as recorded in the
@@ -101,6 +108,7 @@ EXAMPLES = r"""
   truebond.rollback.backup_select:
     root: /backup
     version: v0.9.5
+    purpose: backup
     stores:
       - name: main
         kind: mongodb
@@ -180,7 +188,7 @@ class Unusable(Exception):
 
 def parse_time(text):
     value = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
-    return value.replace(tzinfo=datetime.timezone.utc)
+    return value.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017 - Python < 3.11
 
 
 def read_json(path, what):
@@ -225,6 +233,11 @@ def image_version(manifest, image):
 def inspect(folder, params):
     """Return the candidate for folder, or raise Unusable."""
     manifest = read_json(os.path.join(folder, "manifest.json"), "manifest")
+    purpose = (manifest.get("metadata") or {}).get("purpose")
+    if params["purpose"] and purpose != params["purpose"]:
+        raise Unusable(
+            f"its purpose is {purpose or 'not recorded'}, not {params['purpose']}"
+        )
     version = image_version(manifest, params["image"])
     if params["version"] and version != params["version"]:
         raise Unusable(
@@ -248,10 +261,11 @@ def inspect(folder, params):
             taken_at = parse_time(snapshot["taken_at"])
         except (KeyError, TypeError, ValueError):
             raise Unusable(
-                f"snapshot {name!r} has no valid taken_at: "
-                f"{snapshot.get('taken_at')!r}"
+                f"snapshot {name!r} has no valid taken_at: {snapshot.get('taken_at')!r}"
             ) from None
-        check_files(snapshot_dir, snapshot.get("files") or {}, params["verify_checksums"])
+        check_files(
+            snapshot_dir, snapshot.get("files") or {}, params["verify_checksums"]
+        )
         snapshots[name] = {
             "path": snapshot_dir,
             "kind": kind,
@@ -259,7 +273,12 @@ def inspect(folder, params):
             "_time": taken_at,
         }
     oldest = min(snapshots.values(), key=lambda item: item["_time"])
-    return {"path": folder, "version": version, "snapshots": snapshots, "oldest": oldest}
+    return {
+        "path": folder,
+        "version": version,
+        "snapshots": snapshots,
+        "oldest": oldest,
+    }
 
 
 def candidates(params):
@@ -294,8 +313,10 @@ def select(params, now=None):
     best = max(usable, key=lambda item: item["oldest"]["_time"])
     for other in usable:
         if other is not best:
-            rejected.append({"path": other["path"], "reason": "a newer backup is usable"})
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+            rejected.append(
+                {"path": other["path"], "reason": "a newer backup is usable"}
+            )
+    now = now or datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017
     age = round((now - best["oldest"]["_time"]).total_seconds(), 3)
     snapshots = {
         name: {key: value for key, value in item.items() if key != "_time"}
@@ -334,6 +355,7 @@ def main():
                 },
             },
             "version": {"type": "str", "default": ""},
+            "purpose": {"type": "str", "default": ""},
             "image": {"type": "str", "default": "truebond-backend"},
             "exclude": {"type": "list", "elements": "path", "default": []},
             "verify_checksums": {"type": "bool", "default": True},

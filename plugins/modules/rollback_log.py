@@ -475,7 +475,7 @@ def build_rpo(params, started_at):
 
 def utc_now_text():
     """Return the current UTC time in the format of started_at."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - Python < 3.11
     return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

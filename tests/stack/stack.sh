@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
 # Manage the local drill stack: a TrueBond-like project folder (a git clone with one
-# tag per release), locally built images, and the compose project running on loopback.
+# tag per release), locally built images, the compose project running on loopback, and
+# its data stores, the MongoDB stand-in (SecantusDB) and Redis, run as plain processes.
 #
-#   stack.sh up [VERSION]    build what is missing and run the backend at VERSION
+#   stack.sh up [VERSION]    start the data stores (seeding them when empty), build what
+#                            is missing and run the backend at VERSION
 #   stack.sh set VERSION     point the backend at VERSION and recreate it (test resets)
+#   stack.sh seed            replace the data of both stores with the drill data set and
+#                            restart a running backend, so that its start-up steps
+#                            (indexes, and v1.0.0's migration) run on the new data
+#   stack.sh data-status     print a JSON summary of both stores' data
+#   stack.sh start-stores    start whichever data store is not answering
+#   stack.sh stop-store mongodb|redis   stop one data store by its pid file
 #   stack.sh status          print the running containers and their images
-#   stack.sh down            remove the containers and the drill folder, keep images
+#   stack.sh down            stop the data stores, remove the containers and the drill
+#                            folder, keep images
 #
 # Settings come from the environment:
-#   TRUEBOND_DRILL_HOME  folder that holds upstream.git, truebond/ and backup/
-#                        (default /var/tmp/truebond-drill)
+#   TRUEBOND_DRILL_HOME  folder that holds upstream.git, truebond/, backup/, mongodb/,
+#                        redis/ and datastores.env (default /var/tmp/truebond-drill)
+#   VENV                 virtualenv with pymongo, redis-py and secantusdb
+#                        (default: the repository's .venv)
 #   DRILL_IMAGE_TAGS     backend releases built as images; the other git tags exist
 #                        only in git, so that a rollback to them must rebuild
 #                        (default "v0.9.5 v1.0.0-rc.1 v1.0.0")
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+venv=${VENV:-$repo/.venv}
+python=$venv/bin/python
 drill_home=${TRUEBOND_DRILL_HOME:-/var/tmp/truebond-drill}
 project=$drill_home/truebond
 upstream=$drill_home/upstream.git
@@ -24,26 +38,66 @@ frontend_tag=v2.3.1
 compose_file=docker-compose.production.yml
 export DOCKER_BUILDKIT=0
 
-# Each release: its tag and whether its auth subsystem is broken. The newest release
-# is the bad deploy that the drill rolls back.
+# Each release: its tag, whether its auth subsystem is broken, and whether it migrates
+# the database schema at start. The newest release is the bad deploy that the drill
+# rolls back.
 releases=(
-  "v0.9.4 false"
-  "v0.9.5 false"
-  "v1.0.0-rc.1 false"
-  "v1.0.0 true"
+  "v0.9.4 false false"
+  "v0.9.5 false false"
+  "v1.0.0-rc.1 false false"
+  "v1.0.0 true true"
 )
 
+# Python packages that the backend image needs, copied from the virtualenv into each
+# release's build context (site-packages/), because RUN steps have no network here.
+backend_packages=(pymongo bson gridfs dns redis)
+backend_dist_infos=(pymongo dnspython redis)
+
+# Data stores. The app's credentials are in project/env.production (MONGODB_URI and
+# REDIS_URL); the MongoDB admin user below is the drill operator's. All drill-only.
+mongodb_port=27017
+redis_port=6379
+mongodb_admin_user=drill_admin
+mongodb_admin_password=drill-only-mongodb-admin-password
+mongodb_home=$drill_home/mongodb
+redis_home=$drill_home/redis
+store_deadline=30
+
+site_packages() {
+  "$python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+}
+
 source_hash() {
-  (cd "$here" && find app project -type f -print0 | sort -z | xargs -0 sha256sum) \
-    | sha256sum | cut -c1-16
+  local site
+  site=$(site_packages)
+  {
+    (cd "$here" && find app project -type f -print0 | sort -z | xargs -0 sha256sum)
+    (cd "$site" && for name in "${backend_dist_infos[@]}"; do echo "$name"-*.dist-info; done)
+    printf '%s\n' "${releases[@]}"
+  } | sha256sum | cut -c1-16
+}
+
+copy_backend_packages() {
+  local target=$1 site name
+  site=$(site_packages)
+  mkdir -p "$target"
+  for name in "${backend_packages[@]}"; do
+    cp -r "$site/$name" "$target/"
+  done
+  for name in "${backend_dist_infos[@]}"; do
+    cp -r "$site/$name"-*.dist-info "$target/"
+  done
+  find "$target" -name __pycache__ -type d -prune -exec rm -rf {} +
 }
 
 write_release() {
-  local tree=$1 tag=$2 broken=$3
+  local tree=$1 tag=$2 broken=$3 migrates=$4
   mkdir -p "$tree/backend" "$tree/frontend"
-  cp "$here/app/backend/server.py" "$here/app/backend/Dockerfile.production" "$tree/backend/"
+  cp "$here/app/backend/"*.py "$here/app/backend/Dockerfile.production" "$tree/backend/"
+  [ -d "$tree/backend/site-packages" ] || copy_backend_packages "$tree/backend/site-packages"
   cp "$here/app/frontend/"* "$tree/frontend/"
-  printf '{"version": "%s", "auth_broken": %s}\n' "$tag" "$broken" > "$tree/backend/release.json"
+  printf '{"version": "%s", "auth_broken": %s, "migrates": %s}\n' "$tag" "$broken" "$migrates" \
+    > "$tree/backend/release.json"
   sed -e "s/@BACKEND_TAG@/$tag/" -e "s/@FRONTEND_TAG@/$frontend_tag/" \
     "$here/project/$compose_file" > "$tree/$compose_file"
   cp "$here/project/gitignore" "$tree/.gitignore"
@@ -60,8 +114,8 @@ create_repositories() {
   work=$(mktemp -d)
   git init -q -b main "$work"
   for entry in "${releases[@]}"; do
-    read -r tag broken <<<"$entry"
-    write_release "$work" "$tag" "$broken"
+    read -r tag broken migrates <<<"$entry"
+    write_release "$work" "$tag" "$broken" "$migrates"
     git -C "$work" add -A
     git -C "$work" -c user.name=drill -c user.email=drill@localhost \
       commit -q -m "Release $tag"

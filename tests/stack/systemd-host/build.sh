@@ -51,7 +51,6 @@ rm -rf "$root/var/cache/apt/archives"/*.deb "$root/usr/share/doc" "$root/usr/sha
 
 tar -C "$root" -c . | docker import \
   --change 'ENV container=docker' \
-  --change 'STOPSIGNAL SIGRTMIN+3' \
   --change 'CMD ["/lib/systemd/systemd"]' - "$image" >/dev/null
 rm -rf "$work"
 echo "built systemd host image $image"
