@@ -92,6 +92,15 @@ options:
     description: Path or name of the C(redis-check-rdb) program.
     type: str
     default: redis-check-rdb
+  step:
+    description:
+      - C(place) runs every check and then puts the file in place.
+      - C(check) checks the snapshot (C(snapshot.json), sizes, SHA-256 and
+        C(redis-check-rdb)) and changes nothing. It does not check that Redis is
+        stopped, so a role can run it while Redis still runs, before stopping it.
+    type: str
+    choices: [check, place]
+    default: place
 notes:
   - Only the RDB file is restored. Append-only files of the snapshot are not put
     back, since Redis loads the RDB file only while append-only is off. The role
@@ -386,7 +395,8 @@ def restore(params, check_mode, warn, stamp=None) -> dict:
     if not os.path.isdir(params["data_dir"]):
         raise RestoreError(f"data folder {params['data_dir']!r} not found")
     where = _redis.address(params["host"], params["port"])
-    if _redis.port_accepts_connections(params["host"], params["port"]):
+    placing = params["step"] == "place"
+    if placing and _redis.port_accepts_connections(params["host"], params["port"]):
         raise RestoreError(
             f"something still accepts connections on {where}, so Redis looks "
             "running, and it would write its memory over the restored file when it "
@@ -409,7 +419,7 @@ def restore(params, check_mode, warn, stamp=None) -> dict:
     stamp = stamp or time.strftime(BACKUP_TIMESTAMP_FORMAT, time.gmtime())
     plan = plan_restore(params, snapshot, stamp)
     result = {
-        "changed": True,
+        "changed": placing,
         "snapshot": snapshot,
         "rdb_path": plan["rdb_path"],
         "replaced": plan["replaced"],
@@ -417,7 +427,7 @@ def restore(params, check_mode, warn, stamp=None) -> dict:
         "actions": plan["actions"],
         "check_rdb_output": output,
     }
-    if check_mode:
+    if check_mode or not placing:
         return result
     expected = snapshot["files"][snapshot["rdb_file"]]["sha256"]
     place_rdb(source, plan, params, expected)
@@ -440,6 +450,7 @@ def main():
             "mode": {"type": "raw"},
             "check_rdb": {"type": "bool", "default": True},
             "redis_check_rdb": {"type": "str", "default": "redis-check-rdb"},
+            "step": {"type": "str", "choices": ["check", "place"], "default": "place"},
         },
         supports_check_mode=True,
     )

@@ -138,8 +138,12 @@ class AtlasPeer:
         handler = type("AtlasPeerHandler", (_Handler,), {"peer": self})
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
+        # A short poll interval makes stop() return quickly.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="atlas-peer", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="atlas-peer",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -154,6 +154,202 @@ build_images() {
   fi
 }
 
+env_value() {
+  sed -n "s/^$1=//p" "$here/project/env.production"
+}
+
+# The connection settings of both stores, for datastores.py, the tests and the drill
+# inventory, written to $drill_home/datastores.env with mode 0600.
+write_datastores_env() {
+  local mongodb_uri redis_url redis_password
+  mongodb_uri=$(env_value MONGODB_URI)
+  redis_url=$(env_value REDIS_URL)
+  redis_password=${redis_url#redis://:}
+  redis_password=${redis_password%%@*}
+  mkdir -p "$drill_home"
+  (
+    umask 077
+    cat > "$drill_home/datastores.env" <<EOF
+MONGODB_URI=$mongodb_uri
+MONGODB_ADMIN_URI=mongodb://$mongodb_admin_user:$mongodb_admin_password@127.0.0.1:$mongodb_port/?authSource=admin
+MONGODB_DATA_DIR=$mongodb_home/data
+MONGODB_PID_FILE=$mongodb_home/secantusd.pid
+MONGODB_LOG_FILE=$mongodb_home/secantusd.log
+REDIS_URL=$redis_url
+REDIS_HOST=127.0.0.1
+REDIS_PORT=$redis_port
+REDIS_PASSWORD=$redis_password
+REDIS_CONFIG=$redis_home/redis.conf
+REDIS_DATA_DIR=$redis_home/data
+REDIS_PID_FILE=$redis_home/redis.pid
+REDIS_LOG_FILE=$redis_home/redis.log
+EOF
+  )
+}
+
+load_datastores_env() {
+  write_datastores_env
+  set -a
+  # shellcheck disable=SC1091
+  . "$drill_home/datastores.env"
+  set +a
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+pid_running() {
+  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+# Start secantusd-py in the background in its own session, so that it outlives this
+# script and the terminal or test that ran it.
+spawn_mongodb() {
+  setsid "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$mongodb_port" \
+    --storage-path "$MONGODB_DATA_DIR" --standalone "$@" \
+    >>"$MONGODB_LOG_FILE" 2>&1 </dev/null &
+  echo $! > "$MONGODB_PID_FILE"
+}
+
+wait_mongodb_port() {
+  local deadline=$((SECONDS + store_deadline))
+  until port_open "$mongodb_port"; do
+    if [ $SECONDS -ge $deadline ] || ! pid_running "$MONGODB_PID_FILE"; then
+      echo "the MongoDB stand-in did not listen on 127.0.0.1:$mongodb_port within" \
+        "$store_deadline s; see its log $MONGODB_LOG_FILE" >&2
+      tail -n 20 "$MONGODB_LOG_FILE" >&2 || true
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# Send SIGTERM to the process in pid file $1 and wait up to $3 seconds for it to exit,
+# then send SIGKILL.
+stop_by_pid_file() {
+  local pid_file=$1 name=$2 timeout=$3 pid deadline
+  if ! pid_running "$pid_file"; then
+    rm -f "$pid_file"
+    return 0
+  fi
+  pid=$(cat "$pid_file")
+  kill "$pid"
+  deadline=$((SECONDS + timeout))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "$name (pid $pid) did not stop within $timeout s of SIGTERM; sending SIGKILL" >&2
+      kill -9 "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.1
+  done
+  rm -f "$pid_file"
+  echo "stopped $name (pid $pid)"
+}
+
+start_mongodb() {
+  port_open "$mongodb_port" && return
+  mkdir -p "$MONGODB_DATA_DIR"
+  chmod 0700 "$mongodb_home"
+  if [ ! -f "$mongodb_home/.users-created" ]; then
+    # Users are created on a server without --auth, which then restarts with --auth.
+    spawn_mongodb
+    wait_mongodb_port
+    "$python" "$here/datastores.py" provision-mongodb
+    stop_by_pid_file "$MONGODB_PID_FILE" "the MongoDB stand-in (provisioning)" 30 >/dev/null
+    touch "$mongodb_home/.users-created"
+  fi
+  spawn_mongodb --auth
+  wait_mongodb_port
+  "$python" "$here/datastores.py" wait-mongodb "$store_deadline" "$MONGODB_LOG_FILE"
+  echo "MongoDB stand-in listening on 127.0.0.1:$mongodb_port" \
+    "(pid $(cat "$MONGODB_PID_FILE"), log $MONGODB_LOG_FILE)"
+}
+
+redis_ping() {
+  REDISCLI_AUTH=$REDIS_PASSWORD redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null \
+    | grep -q '^PONG$'
+}
+
+write_redis_config() {
+  mkdir -p "$REDIS_DATA_DIR"
+  chmod 0700 "$redis_home"
+  (
+    umask 077
+    cat > "$REDIS_CONFIG" <<EOF
+# Redis of the drill stack, written by tests/stack/stack.sh (drill-only password).
+port $redis_port
+bind 127.0.0.1
+protected-mode yes
+requirepass $REDIS_PASSWORD
+dir $REDIS_DATA_DIR
+dbfilename dump.rdb
+appendonly no
+save 3600 1 300 100 60 10000
+daemonize yes
+pidfile $REDIS_PID_FILE
+logfile $REDIS_LOG_FILE
+EOF
+  )
+}
+
+start_redis() {
+  local deadline
+  redis_ping && return
+  write_redis_config
+  redis-server "$REDIS_CONFIG"
+  deadline=$((SECONDS + store_deadline))
+  until redis_ping; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "Redis did not answer PING on 127.0.0.1:$redis_port within $store_deadline s;" \
+        "see its log $REDIS_LOG_FILE" >&2
+      tail -n 20 "$REDIS_LOG_FILE" >&2 || true
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "Redis listening on 127.0.0.1:$redis_port" \
+    "(pid $(cat "$REDIS_PID_FILE"), log $REDIS_LOG_FILE)"
+}
+
+start_stores() {
+  load_datastores_env
+  start_mongodb
+  start_redis
+}
+
+stop_store() {
+  load_datastores_env
+  case "$1" in
+    mongodb) stop_by_pid_file "$MONGODB_PID_FILE" "the MongoDB stand-in" 30 ;;
+    redis) stop_by_pid_file "$REDIS_PID_FILE" "Redis" 30 ;;
+    *)
+      echo "unknown data store '$1'; use mongodb or redis" >&2
+      exit 2
+      ;;
+  esac
+}
+
+# Restart a running backend, so that its start-up steps run on freshly seeded data.
+restart_backend() {
+  [ "$(docker inspect -f '{{ .State.Running }}' truebond-backend 2>/dev/null)" = true ] \
+    || return 0
+  docker restart -t 10 truebond-backend >/dev/null
+  wait_healthy
+  echo "restarted truebond-backend, so that its start-up steps ran on the seeded data"
+}
+
+# Seed with datastores.py (options go to it) and restart the backend if it seeded.
+seed_stores() {
+  local output
+  output=$("$python" "$here/datastores.py" seed "$@")
+  if [ -n "$output" ]; then
+    echo "$output"
+    restart_backend
+  fi
+}
+
 wait_healthy() {
   local deadline=$((SECONDS + 30))
   until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:18080/api/health', timeout=1)" 2>/dev/null; do
@@ -180,8 +376,25 @@ case "$command" in
   up)
     hash=$(source_hash)
     create_repositories "$hash"
+    start_stores
+    seed_stores --if-empty
     build_images "$hash"
     set_version "${2:-v1.0.0}"
+    ;;
+  seed)
+    start_stores
+    seed_stores
+    ;;
+  data-status)
+    load_datastores_env
+    "$python" "$here/datastores.py" data-status
+    ;;
+  start-stores)
+    start_stores
+    ;;
+  stop-store)
+    [ $# -eq 2 ] || { echo "usage: stack.sh stop-store mongodb|redis" >&2; exit 2; }
+    stop_store "$2"
     ;;
   set)
     [ $# -eq 2 ] || { echo "usage: stack.sh set VERSION" >&2; exit 2; }
@@ -195,11 +408,16 @@ case "$command" in
     if [ -f "$project/$compose_file" ]; then
       docker compose --project-directory "$project" -f "$project/$compose_file" down --timeout 10
     fi
+    if [ -f "$drill_home/datastores.env" ]; then
+      stop_store redis
+      stop_store mongodb
+    fi
     rm -rf "$drill_home"
     echo "drill stack removed (images kept; remove them with: docker image rm truebond-backend:TAG)"
     ;;
   *)
-    echo "unknown command '$command'; use up, set, status or down" >&2
+    echo "unknown command '$command'; use up, set, seed, data-status, start-stores," \
+      "stop-store, status or down" >&2
     exit 2
     ;;
 esac
