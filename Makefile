@@ -11,7 +11,7 @@ export DOCKER_BUILDKIT := 0
 PYTEST = $(VENV)/bin/pytest
 pytest = $(PYTEST) $(1) || [ $$? -eq 5 ]
 
-.PHONY: host stack drill drill-down lint unit integration molecule host-state test bench build
+.PHONY: host stack drill drill-db drill-full drill-down lint unit integration molecule host-state test bench build
 
 host:
 	bash tests/stack/host.sh
@@ -26,6 +26,18 @@ drill: stack
 	  -e symptoms="Drill: /api/auth/health answers 500 after the v1.0.0 deploy"
 	@bash tests/stack/stack.sh status
 	@echo "The backend answers at http://127.0.0.1:18080/api/health; remove the stack with: make drill-down"
+
+# The data rollbacks: seed the stores on v0.9.5, take the pre-deploy backup, deploy
+# v1.0.0 (its migration changes the data), then roll back (Type 2 or Type 3).
+drill-db drill-full: stack
+	bash tests/stack/stack.sh set v0.9.5
+	bash tests/stack/stack.sh seed
+	ansible-playbook playbooks/snapshot.yml
+	bash tests/stack/stack.sh set v1.0.0
+	ansible-playbook playbooks/rollback_$(subst drill-,,$@).yml -e version=v0.9.5 -e confirm=yes \
+	  -e drop_new_collections=true -e severity=high \
+	  -e issue="Drill: the v1.0.0 migration breaks the data"
+	@bash tests/stack/stack.sh status
 
 drill-down:
 	bash tests/stack/stack.sh down
@@ -57,6 +69,10 @@ molecule: stack
 	molecule test -s default
 	molecule reset -s feature_disable
 	molecule test -s feature_disable
+	molecule reset -s rollback_db
+	molecule test -s rollback_db
+	molecule reset -s rollback_full
+	molecule test -s rollback_full
 
 # Host state after the Molecule run, read with testinfra.
 host-state: stack
