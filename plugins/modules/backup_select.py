@@ -202,9 +202,12 @@ def read_json(path, what):
 
 
 def check_files(folder, files, verify_checksums):
+    # realpath on both sides, so that neither "..", "//" nor a symlink can lead a
+    # listed file out of the snapshot folder.
+    real_folder = os.path.realpath(folder)
     for relative, expected in sorted(files.items()):
-        full = os.path.normpath(os.path.join(folder, relative))
-        if not full.startswith(folder.rstrip("/") + "/"):
+        full = os.path.join(folder, relative)
+        if not os.path.realpath(full).startswith(real_folder + os.sep):
             raise Unusable(f"snapshot.json lists {relative!r}, outside {folder}")
         try:
             size = os.path.getsize(full)
@@ -284,7 +287,7 @@ def inspect(folder, params):
 def candidates(params):
     if params["path"]:
         return [os.path.normpath(params["path"])]
-    root = params["root"]
+    root = os.path.normpath(params["root"])
     try:
         names = sorted(os.listdir(root))
     except OSError as error:
@@ -308,6 +311,16 @@ def select(params, now=None):
             usable.append(inspect(folder, params))
         except Unusable as error:
             rejected.append({"path": folder, "reason": str(error)})
+        except (AttributeError, KeyError, TypeError) as error:
+            # Valid JSON of the wrong shape: this folder is unusable, the others
+            # may still be.
+            rejected.append(
+                {
+                    "path": folder,
+                    "reason": f"its manifest or snapshot.json has an unexpected "
+                    f"structure ({type(error).__name__}: {error})",
+                }
+            )
     if not usable:
         return None, rejected
     best = max(usable, key=lambda item: item["oldest"]["_time"])
