@@ -129,8 +129,9 @@ def _status_hint(status):
         )
     if status == 403:
         return (
-            "Check that the API key has the Project Owner or Project Backup Manager "
-            "role and that this host's address is on the key's API access list."
+            "Check that the API key has the Project Owner role in the project and, "
+            "if the organization requires an API access list, that this host's "
+            "address is on it."
         )
     if status == 404:
         return "Check group_id and the cluster name, and that the API key can see them."
@@ -219,7 +220,7 @@ class AtlasClient:
             response = request.open(method, url, data=data, headers=headers)
             raw = response.read(MAX_BODY_BYTES)
         except urllib.error.HTTPError as error:
-            # urllib's digest handler gives up after several rejected answers and
+            # urllib's digest handler gives up after several rejected digest responses and
             # raises HTTPError 401 without a body, so a missing body is expected.
             try:
                 raw = error.read(MAX_BODY_BYTES) if error.fp is not None else b""
@@ -295,8 +296,8 @@ def snapshot_state(snapshot):
 def restore_job_state(job):
     """Return failed, cancelled, expired, finished or running for a restore job.
 
-    A failure flag wins over finishedAt, because Atlas may set both on a job that
-    ended badly.
+    A failure flag wins over finishedAt, so a job that has both counts as
+    unsuccessful.
     """
     for flag in RESTORE_JOB_FAILURE_FLAGS:
         if job.get(flag):

@@ -3,11 +3,11 @@
 
 """MongoDB snapshot folders in mongodump's layout, shared by the mongo_* modules.
 
-A snapshot folder contains ``<db>/<collection>.bson`` (the raw BSON documents, one
-after another, as mongodump writes them), ``<db>/<collection>.metadata.json``
-(canonical extended JSON with options, indexes, uuid, collectionName and type),
-both optionally gzip-compressed with a ``.gz`` suffix, and ``snapshot.json``, the
-manifest with counts and SHA-256 checksums. snapshot.json is written last, so a
+A snapshot folder contains ``<db>/<collection>.bson`` with the raw BSON documents
+one after another, and ``<db>/<collection>.metadata.json`` with the options,
+indexes, uuid, collectionName and type as canonical extended JSON. Both can be
+gzip-compressed with a ``.gz`` suffix. ``snapshot.json`` is the manifest with
+counts and SHA-256 checksums. snapshot.json is written last, so a
 folder without it, or with ``"complete": false``, is never restored from.
 """
 
@@ -48,9 +48,8 @@ SNAPSHOT_FILE = "snapshot.json"
 SNAPSHOT_FORMAT = 1
 DIRECTORY_MODE = 0o700
 FILE_MODE = 0o600
-# Read and insert batches. 16 MiB is one maximum BSON document, and the server
-# splits an insert above 48 MB into several messages anyway.
-BATCH_DOCUMENTS = 1000
+# An insert batch ends before it passes 16 MiB, the maximum size of one BSON
+# document, to keep the memory of a restore bounded.
 BATCH_BYTES = 16 * 1024 * 1024
 BYTES_PER_MIB = 1024 * 1024
 
@@ -75,18 +74,19 @@ def require_pymongo(module):
 
 
 def describe_uri(uri: str) -> str:
-    """Return the scheme, hosts and database of a MongoDB URI without credentials.
+    """Return the hosts of a MongoDB URI, without credentials, for messages.
 
-    The query string is left out too, because options such as
-    ``tlsCertificateKeyFilePassword`` can carry secrets.
+    The scheme, database and query are left out. The query can carry secrets such
+    as ``tlsCertificateKeyFilePassword``, and Ansible masks every occurrence of a
+    no_log value in the output, so text equal to a credential-free URI would show
+    as VALUE_SPECIFIED_IN_NO_LOG_PARAMETER.
     """
     match = URI_PATTERN.match(uri or "")
     if not match:
         return "(a URI that does not start with mongodb:// or mongodb+srv://)"
-    address = f"{match.group('scheme')}://{match.group('hosts')}"
-    if match.group("database"):
-        address += f"/{match.group('database')}"
-    return address
+    if match.group("scheme") == "mongodb+srv":
+        return f"{match.group('hosts')} (DNS seed list)"
+    return match.group("hosts")
 
 
 def uri_database(uri: str) -> str | None:
@@ -286,7 +286,7 @@ class HashingWriter:
 def build_metadata(collection_info: dict, indexes: list) -> dict:
     """Build mongodump's metadata document from listCollections and listIndexes.
 
-    The key order is mongodump's: options, indexes, uuid, collectionName, type.
+    The keys are, in this order: options, indexes, uuid, collectionName, type.
     """
     info = collection_info.get("info") or {}
     uuid_value = info.get("uuid")
@@ -307,7 +307,7 @@ def _clean_index(index) -> dict:
 
 
 def encode_metadata(metadata: dict) -> bytes:
-    """Encode metadata as canonical extended JSON, as mongodump 100.x does."""
+    """Encode metadata as canonical extended JSON."""
     return json_util.dumps(
         metadata, json_options=json_util.CANONICAL_JSON_OPTIONS
     ).encode()

@@ -107,8 +107,8 @@ options:
     type: bool
     default: true
 notes:
-  - The API key needs the Project Owner role in the target project (Atlas requires it
-    for restores) and access to the source project.
+  - The API key must be allowed to read the source project and to restore into the
+    target project. The Project Owner role in both projects is enough.
   - The module rejects a target cluster that is paused or in state C(CREATING),
     C(DELETING) or C(DELETED). Other requirements of Atlas, such as the MongoDB
     version and storage size of the target, are checked by Atlas when the job is
@@ -150,7 +150,7 @@ overwritten:
   returned: always
   sample: {"group_id": "5f4e3d2c1b0a998877665544", "cluster": "truebond-prod"}
 warning:
-  description: Sentence that says which cluster's data is overwritten with which snapshot.
+  description: Sentence that names the cluster whose data is overwritten and the snapshot.
   type: str
   returned: always
   sample: >-
@@ -256,8 +256,8 @@ from ansible_collections.truebond.rollback.plugins.module_utils._atlas import (
 SNAPSHOT_FILE = "snapshot.json"
 WHAT_TO_CHECK = (
     "In Atlas, open the project of the source cluster, then Backup > Restores, and "
-    "read the job's status and the project activity feed. The target cluster may "
-    "hold partly restored data until a restore succeeds"
+    "read the job's status and the project activity feed. Do not assume that the "
+    "target cluster still holds its previous data"
 )
 
 
@@ -316,17 +316,17 @@ def resolve_params(params):
         settings["snapshot_id"] = record["snapshot_id"]
         for key in ("group_id", "cluster", "base_url"):
             recorded = record.get(key)
-            given = params[key]
-            if key == "base_url" and given and recorded:
-                given = given.rstrip("/")
+            option_value = params[key]
+            if key == "base_url" and option_value and recorded:
+                option_value = option_value.rstrip("/")
                 recorded = recorded.rstrip("/")
-            if given and recorded and given != recorded:
+            if option_value and recorded and option_value != recorded:
                 raise ValueError(
-                    f"{key} is {given!r}, but the snapshot in {params['src']!r} "
+                    f"{key} is {option_value!r}, but the snapshot in {params['src']!r} "
                     f"belongs to {key} {recorded!r}; remove {key} or choose the "
                     "snapshot folder of that cluster"
                 )
-            settings[key] = given or recorded
+            settings[key] = option_value or recorded
     settings["base_url"] = settings["base_url"] or DEFAULT_BASE_URL
     validate_base_url(settings["base_url"])
     for key in ("group_id", "cluster", "snapshot_id"):

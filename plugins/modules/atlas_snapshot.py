@@ -15,8 +15,9 @@ description:
   - With O(dest), writes C(snapshot.json) into that folder (mode 0600, folder 0700).
     It records the project, cluster, snapshot id and status, so that
     M(truebond.rollback.atlas_restore) can restore from the folder later.
-  - Authenticates with HTTP Digest, using an Atlas API key pair. The key needs the
-    Project Owner or Project Backup Manager role in the project.
+  - Authenticates with HTTP Digest, using an Atlas API key pair. The Atlas CLI
+    reference for C(atlas backups snapshots create) asks for the Project Owner role
+    for on-demand snapshots.
 version_added: 0.3.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
@@ -135,7 +136,8 @@ snapshot:
   description:
     - The C(snapshot.json) record. C(complete) is true only when Atlas reported the
       snapshot as completed.
-    - In check mode, the record that a run would write, with C(snapshot_id) null.
+    - In check mode, and on a failure before Atlas created the snapshot, the record
+      with C(complete) false and C(snapshot_id) null.
   type: dict
   returned: always
   sample:
@@ -363,9 +365,11 @@ def take_and_wait(module, client, params, result, sleep=time.sleep):
 
 def run(module, client=None, sleep=time.sleep):
     params = module.params
+    # The record starts as incomplete, so that a failure before the snapshot
+    # exists still returns a snapshot dict with complete false.
     result = {
         "changed": False,
-        "snapshot": None,
+        "snapshot": build_record(params),
         "path": None,
         "snapshot_id": None,
         "status": None,

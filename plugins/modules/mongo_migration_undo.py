@@ -399,10 +399,14 @@ def build_diff(operations):
     for operation in operations:
         if not operation["changed"]:
             continue
-        label = f"{operation['step']} {operation['collection']}"
-        target = operation.get("field") or operation.get("index") or ""
-        before.append(f"{label} {target}: {operation['count']} to change".strip())
-        after.append(f"{label} {target}: done".strip())
+        target = operation.get("field") or operation.get("index")
+        label = " ".join(
+            part
+            for part in (operation["step"], operation["collection"], target)
+            if part
+        )
+        before.append(f"{label}: {operation['count']} to change")
+        after.append(f"{label}: done")
     return {
         "before": "\n".join(before) + ("\n" if before else ""),
         "after": "\n".join(after) + ("\n" if after else ""),
@@ -416,8 +420,8 @@ def run(module):
     database_name = params["database"] or _mongo.uri_database(uri)
     if not database_name:
         raise MongoSnapshotError(
-            f"no database: database is not set and the URI {_mongo.describe_uri(uri)} "
-            "names none. Set database."
+            f"no database: database is not set and the URI for "
+            f"{_mongo.describe_uri(uri)} names none. Set database."
         )
     if params["timeout"] <= 0:
         raise MongoSnapshotError(

@@ -52,8 +52,8 @@ options:
     required: true
   uri:
     description:
-      - MongoDB connection URI of the target server. It is never logged. Messages
-        name only the scheme, hosts and database.
+      - MongoDB connection URI of the target server. It is never logged, and
+        messages name only its hosts.
       - The database in its path is the default target database.
     type: str
     required: true
@@ -252,7 +252,7 @@ def resolve_databases(snapshot, database, source_database, uri):
     if target not in sources:
         raise MongoSnapshotError(
             f"the snapshot is of database {', '.join(sources)} but the target "
-            f"database from the URI {_mongo.describe_uri(uri)} is {target!r}. "
+            f"database from the URI for {_mongo.describe_uri(uri)} is {target!r}. "
             f"Nothing was changed. To restore into a different database, set "
             f"database: {target} explicitly."
         )
@@ -280,7 +280,7 @@ def build_plan(client, snapshot, mapping, include, exclude):
             info["name"]: info for info in _mongo.list_dumpable_collections(database)
         }
         snapshot_names = set(snapshot["databases"][source_db].get("collections", {}))
-        for source_db_, name, entry in collections_in_scope(
+        for _, name, entry in collections_in_scope(
             snapshot, {source_db: target_db}, include, exclude
         ):
             current_count = None
@@ -292,7 +292,7 @@ def build_plan(client, snapshot, mapping, include, exclude):
             plan.append(
                 {
                     "namespace": f"{target_db}.{name}",
-                    "source": f"{source_db_}.{name}",
+                    "source": f"{source_db}.{name}",
                     "type": entry.get("type", "collection"),
                     "documents": entry["count"],
                     "current_documents": current_count,
@@ -321,9 +321,16 @@ def escape_namespace(text):
 
 
 def build_mongorestore_command(
-    executable, config_path, src, mapping, include, exclude, compressed
+    executable, config_path, src, mapping, include, exclude, compressed, selected
 ):
-    """Build the mongorestore command line for the mapping and namespace patterns."""
+    """Build the mongorestore command line for the mapping and namespace patterns.
+
+    Without include patterns, each mapped database is included whole and the
+    exclude patterns pass through. With include patterns, the namespaces in
+    ``selected`` (snapshot namespaces that passed both pattern lists) are included
+    one by one, because an include such as ``*.users`` would also match the
+    databases that the mapping leaves out.
+    """
     command = [
         executable,
         f"--config={config_path}",
@@ -334,11 +341,14 @@ def build_mongorestore_command(
     ]
     if compressed:
         command.append("--gzip")
-    patterns = include or [f"{escape_namespace(db)}.*" for db in mapping]
-    for pattern in patterns:
-        command.append(f"--nsInclude={pattern}")
-    for pattern in exclude:
-        command.append(f"--nsExclude={pattern}")
+    if include:
+        for namespace in selected:
+            command.append(f"--nsInclude={escape_namespace(namespace)}")
+    else:
+        for source_db in mapping:
+            command.append(f"--nsInclude={escape_namespace(source_db)}.*")
+        for pattern in exclude:
+            command.append(f"--nsExclude={pattern}")
     for source_db, target_db in mapping.items():
         if source_db != target_db:
             command.append(f"--nsFrom={escape_namespace(source_db)}.*")
@@ -355,7 +365,7 @@ def parse_failed_documents(output):
     return int(match.group(1)) if match else 0
 
 
-def restore_with_mongorestore(module, params, snapshot, mapping):
+def restore_with_mongorestore(module, params, snapshot, mapping, selected):
     """Run mongorestore and return its command line."""
     config_dir = tempfile.mkdtemp(prefix="mongorestore-")
     try:
@@ -368,6 +378,7 @@ def restore_with_mongorestore(module, params, snapshot, mapping):
             params["include"],
             params["exclude"],
             bool(snapshot.get("gzip")),
+            [f"{source_db}.{name}" for source_db, name, _ in selected],
         )
         rc, stdout, stderr = module.run_command(command)
     finally:
@@ -407,10 +418,11 @@ def restore_collection(database, name, entry, src, batch_size):
     def flush():
         nonlocal inserted, failed, first_error
         try:
-            result = collection.insert_many(
+            collection.insert_many(
                 batch, ordered=False, bypass_document_validation=True
             )
-            inserted += len(result.inserted_ids)
+            # inserted_ids stays empty for RawBSONDocument batches (pymongo 4.20).
+            inserted += len(batch)
         except BulkWriteError as error:
             details = error.details or {}
             errors = details.get("writeErrors", [])
@@ -570,7 +582,7 @@ def run(module):
         restored = []
         if method == "mongorestore":
             result["command"] = restore_with_mongorestore(
-                module, params, snapshot, mapping
+                module, params, snapshot, mapping, selected
             )
             restored = [
                 {

@@ -47,8 +47,8 @@ options:
     description:
       - MongoDB connection URI, such as
         C(mongodb://backup:secret@127.0.0.1:27017/truebond?authSource=admin).
-      - It is never logged nor written to C(snapshot.json). Messages name only the
-        scheme, hosts and database.
+      - It is never logged nor written to C(snapshot.json), and messages name only
+        its hosts.
     type: str
     required: true
   databases:
@@ -146,7 +146,7 @@ snapshot:
     finished_at: "2026-12-04T17:30:02.456Z"
     method: pymongo
     gzip: false
-    server: {version: "8.2.11", address: "mongodb://127.0.0.1:27017/truebond"}
+    server: {version: "8.2.11", address: "127.0.0.1:27017"}
     databases:
       truebond:
         collections:
@@ -202,7 +202,7 @@ def resolve_databases(databases, uri):
     database = _mongo.uri_database(uri)
     if not database:
         raise MongoSnapshotError(
-            f"no database to dump: databases is empty and the URI "
+            f"no database to dump: databases is empty and the URI for "
             f"{_mongo.describe_uri(uri)} names none. Set databases, for example "
             "databases: [truebond]."
         )
@@ -430,6 +430,12 @@ def run(module):
     finally:
         client.close()
 
+    for db_name, db_entry in snapshot["databases"].items():
+        if not db_entry["collections"]:
+            module.warn(
+                f"database {db_name!r} has no collections, so its snapshot is empty. "
+                "Check the database name."
+            )
     result = {
         "changed": True,
         "path": path,

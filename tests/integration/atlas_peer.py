@@ -47,7 +47,6 @@ CLUSTER_MEDIA_TYPES = (
     "application/vnd.atlas.2023-02-01+json",
     "application/vnd.atlas.2024-08-05+json",
 )
-GROUP_PREFIX = "/api/atlas/v2/groups/"
 ROUTE = re.compile(
     r"^/api/atlas/v2/groups/(?P<group>[^/]+)/clusters/(?P<cluster>[^/]+)"
     r"(?:/backup/(?P<kind>snapshots|restoreJobs)(?:/(?P<item>[^/]+))?)?$"
@@ -190,7 +189,7 @@ class AtlasPeer:
         )
 
     def check_authorization(self, method, uri, header):
-        """Return True when header is a valid MD5 digest answer for this request."""
+        """Return True when header is a valid MD5 digest response for this request."""
         params = parse_digest_header(header)
         if not params:
             return False

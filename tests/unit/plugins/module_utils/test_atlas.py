@@ -17,7 +17,7 @@ INTEGRATION_DIR = Path(__file__).resolve().parents[3] / "integration"
 if str(INTEGRATION_DIR) not in sys.path:
     sys.path.insert(0, str(INTEGRATION_DIR))
 
-from atlas_peer import AtlasPeer  # noqa: E402
+from atlas_peer import AtlasPeer
 
 GROUP = "5f4e3d2c1b0a998877665544"
 CLUSTER = "truebond-prod"
@@ -186,7 +186,9 @@ def test_redact_scrubs_echoed_private_key():
 
 
 def test_cluster_path_quotes_segments():
-    assert _atlas.cluster_path("g/1", "a b") == "/api/atlas/v2/groups/g%2F1/clusters/a%20b"
+    assert (
+        _atlas.cluster_path("g/1", "a b") == "/api/atlas/v2/groups/g%2F1/clusters/a%20b"
+    )
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ speaks the wire protocol, so pymongo talks to it as to mongod.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import re
 import socket
@@ -191,4 +192,19 @@ def database_state(client, name):
 
 def unique_name(request):
     """Return a database name made from the test's name, unique per test."""
-    return re.sub(r"[^A-Za-z0-9]", "_", request.node.name)[:60]
+    name = re.sub(r"[^A-Za-z0-9]", "_", request.node.name)
+    if len(name) <= 40:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:31]}_{digest}"
+
+
+def warning_texts(result):
+    """Return the warning messages of a module result (ansible-core 2.19 shape)."""
+    texts = []
+    for warning in result.get("warnings", []):
+        if isinstance(warning, dict):
+            texts.append(warning.get("event", {}).get("msg", warning))
+        else:
+            texts.append(warning)
+    return texts

@@ -19,7 +19,7 @@ INTEGRATION_DIR = Path(__file__).resolve().parents[3] / "integration"
 if str(INTEGRATION_DIR) not in sys.path:
     sys.path.insert(0, str(INTEGRATION_DIR))
 
-from atlas_peer import AtlasPeer  # noqa: E402
+from atlas_peer import AtlasPeer
 
 GROUP = "5f4e3d2c1b0a998877665544"
 CLUSTER = "truebond-prod"
@@ -171,6 +171,7 @@ def test_wrong_key_fails_without_leaking_key(peer, capsys):
     assert wrong_key not in json.dumps(result)
     assert result["error"]["status"] == 401
     assert result["snapshot_id"] is None
+    assert result["snapshot"]["complete"] is False
     assert peer.authorized_requests() == []
 
 

@@ -24,6 +24,7 @@ from mongo_server import (
     run_module,
     start_server,
     unique_name,
+    warning_texts,
 )
 
 PORTS = range(27101, 27120)
@@ -70,9 +71,7 @@ def test_snapshot_writes_raw_bytes_of_every_type(server, database, tmp_path, cap
     database.types.insert_many(every_type_documents())
     folder = tmp_path / "snap"
 
-    result = run_module(
-        mongo_snapshot, snapshot_args(server, database, folder), capsys
-    )
+    result = run_module(mongo_snapshot, snapshot_args(server, database, folder), capsys)
 
     assert result["changed"] is True
     assert result["method"] == "pymongo"
@@ -88,7 +87,9 @@ def test_snapshot_writes_raw_bytes_of_every_type(server, database, tmp_path, cap
 
 def test_snapshot_metadata_in_mongodump_layout(server, database, tmp_path, capsys):
     database.create_collection("users", validator={"name": {"$type": "string"}})
-    database.users.create_index([("email", 1), ("created", -1)], name="email_created", unique=True)
+    database.users.create_index(
+        [("email", 1), ("created", -1)], name="email_created", unique=True
+    )
     folder = tmp_path / "snap"
 
     run_module(mongo_snapshot, snapshot_args(server, database, folder), capsys)
@@ -122,7 +123,7 @@ def test_snapshot_json_complete_with_checksums(server, database, tmp_path, capsy
     assert manifest["kind"] == "mongodb"
     assert manifest["name"] == "main"
     assert manifest["format"] == 1
-    assert manifest["server"]["address"] == f"{server.uri}{database.name}"
+    assert manifest["server"]["address"] == f"127.0.0.1:{server.port}"
     assert manifest["taken_at"].endswith("Z")
     assert _mongo.verify_files(str(folder), manifest) == []
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
@@ -180,9 +181,7 @@ def test_disk_full_marks_snapshot_incomplete(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(_mongo._DigestFile, "write", full_disk)
-    result = run_module(
-        mongo_snapshot, snapshot_args(server, database, folder), capsys
-    )
+    result = run_module(mongo_snapshot, snapshot_args(server, database, folder), capsys)
 
     assert result["failed"] is True
     assert result["msg"].startswith(
@@ -191,7 +190,9 @@ def test_disk_full_marks_snapshot_incomplete(
     )
     assert "MiB (" in result["msg"]
     assert "free on the filesystem of " in result["msg"]
-    assert "The folder is marked incomplete and is never restored from." in result["msg"]
+    assert (
+        "The folder is marked incomplete and is never restored from." in result["msg"]
+    )
     manifest = json.loads((folder / "snapshot.json").read_text())
     assert manifest["complete"] is False
     assert manifest["error"] == result["msg"]
@@ -199,7 +200,9 @@ def test_disk_full_marks_snapshot_incomplete(
         _mongo.load_snapshot(str(folder))
 
 
-def test_disk_full_keeps_first_manifest(server, database, tmp_path, capsys, monkeypatch):
+def test_disk_full_keeps_first_manifest(
+    server, database, tmp_path, capsys, monkeypatch
+):
     """When even the error record cannot be written, the first manifest stays."""
     database.items.insert_one({"_id": 1})
     folder = tmp_path / "snap"
@@ -217,9 +220,7 @@ def test_disk_full_keeps_first_manifest(server, database, tmp_path, capsys, monk
 
     monkeypatch.setattr(_mongo, "write_snapshot_json", write_once)
     monkeypatch.setattr(_mongo._DigestFile, "write", full_disk)
-    result = run_module(
-        mongo_snapshot, snapshot_args(server, database, folder), capsys
-    )
+    result = run_module(mongo_snapshot, snapshot_args(server, database, folder), capsys)
 
     assert result["failed"] is True
     assert json.loads((folder / "snapshot.json").read_text())["complete"] is False
@@ -239,8 +240,7 @@ def test_unreachable_server_names_address_only(tmp_path, capsys):
 
     assert result["failed"] is True
     assert result["msg"].startswith(
-        "MongoDB data store 'main' at mongodb://127.0.0.1:27100/truebond is "
-        "unreachable: "
+        "MongoDB data store 'main' at 127.0.0.1:27100 is unreachable: "
     )
     assert "secretpw" not in json.dumps(result)
     assert "backup:" not in result["msg"]
@@ -274,8 +274,9 @@ def test_no_database_is_an_error(server, tmp_path, capsys):
     )
 
     assert result["msg"] == (
-        f"no database to dump: databases is empty and the URI {server.uri[:-1]} names "
-        "none. Set databases, for example databases: [truebond]."
+        "no database to dump: databases is empty and the URI for "
+        f"127.0.0.1:{server.port} names none. Set databases, for example "
+        "databases: [truebond]."
     )
 
 
@@ -361,12 +362,11 @@ def write_fake_mongodump(directory, documents_by_collection):
     return program
 
 
-def test_mongodump_path_describes_dump(
-    server, database, tmp_path, capsys, monkeypatch
-):
+def test_mongodump_path_describes_dump(server, database, tmp_path, capsys, monkeypatch):
     import bson
 
     database.items.insert_one({"_id": 1})
+    database.command("createUser", "backup", pwd="secretpw", roles=["read"])
     tools = tmp_path / "tools"
     tools.mkdir()
     documents = [bson.encode({"_id": index, "n": index * 2}) for index in range(4)]
@@ -381,7 +381,7 @@ def test_mongodump_path_describes_dump(
         capsys,
     )
 
-    assert result["method"] == "mongodump", result
+    assert result.get("method") == "mongodump", result
     entry = result["snapshot"]["databases"][database.name]["collections"]["items"]
     assert entry["count"] == 4
     assert entry["uuid"] == "00112233445566778899aabbccddeeff"
@@ -395,3 +395,17 @@ def test_mongodump_path_describes_dump(
     )
     assert "secretpw" not in json.dumps(result)
     assert not os.path.exists(call["argv"][0].split("=", 1)[1])
+
+
+def test_empty_database_warns(server, database, tmp_path, capsys):
+    result = run_module(
+        mongo_snapshot, snapshot_args(server, database, tmp_path / "snap"), capsys
+    )
+
+    assert result["snapshot"]["complete"] is True
+    assert result["snapshot"]["databases"] == {database.name: {"collections": {}}}
+    expected = (
+        f"database {database.name!r} has no collections, so its snapshot is empty. "
+        "Check the database name."
+    )
+    assert warning_texts(result) == [expected]
