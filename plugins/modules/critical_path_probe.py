@@ -246,7 +246,7 @@ PREREQUISITES = {
     "websocket": "login",
 }
 
-# What to check when a path fails, for the failure message.
+# Next steps that the failure message gives for each path.
 PATH_HINTS = {
     "signup": "check the auth service and its MongoDB connection "
     "(GET /api/auth/health and /api/health/detailed)",
@@ -533,7 +533,7 @@ class CriticalPathProbe:
                     excerpt(rest.decode("utf-8", errors="replace"), BODY_EXCERPT_CHARS)
                 )
                 raise PathFailure(
-                    f"WebSocket handshake on {shown_path} refused: returned {status}, "
+                    f"WebSocket handshake on {shown_path} rejected: returned {status}, "
                     f"expected 101 - {body or '(empty body)'}",
                     status=status,
                     body=body,
@@ -689,7 +689,7 @@ class WebSocketClient:
         """Send the opening handshake and return (status, headers, rest).
 
         headers maps lower-case names to values. rest is what followed the headers:
-        the start of the body for a refused handshake, else the first frame bytes.
+        the start of the body for a rejected handshake, else the first frame bytes.
         """
         self.sock = socket.create_connection((self.host, self.port), self.timeout)
         if self.secure:
@@ -731,19 +731,19 @@ class WebSocketClient:
             headers[name.strip().lower()] = value.strip()
         status = int(parts[1])
         if status != 101:
-            rest = self.read_refusal_body(headers, rest)
+            rest = self.read_rejection_body(headers, rest)
         else:
             self.buffer = rest
         return status, headers, rest
 
-    def read_refusal_body(self, headers, rest):
-        """Read up to a few KiB of the body of a refused handshake."""
+    def read_rejection_body(self, headers, rest):
+        """Read up to a few KiB of the body of a rejected handshake."""
         try:
-            wanted = min(int(headers.get("content-length", "0")), 4096)
+            expected_length = min(int(headers.get("content-length", "0")), 4096)
         except ValueError:
-            wanted = 0
+            expected_length = 0
         try:
-            while len(rest) < wanted:
+            while len(rest) < expected_length:
                 chunk = self.sock.recv(4096)
                 if not chunk:
                     break
@@ -814,7 +814,7 @@ class WebSocketClient:
         self.sock.sendall(encode_frame(opcode, payload, os.urandom(4)))
 
     def receive_message(self, deadline):
-        """Return the next text or binary message, answering pings on the way."""
+        """Return the next text or binary message, replying to each ping with a pong."""
         fragments = []
         while True:
             fin, opcode, payload = self.read_frame(deadline)
@@ -841,8 +841,8 @@ class WebSocketClient:
             if fin:
                 return b"".join(fragments)
 
-    def receive_json(self, wanted):
-        """Return the first JSON object message for which wanted(message) is true.
+    def receive_json(self, matches):
+        """Read messages until one is a JSON object that matches() accepts, and return it.
 
         Other messages, such as broadcasts of other users' messages, are skipped.
         Waits at most the timeout in all.
@@ -851,7 +851,7 @@ class WebSocketClient:
         while True:
             payload = self.receive_message(deadline)
             document = parse_json_object(payload)
-            if document is not None and wanted(document):
+            if document is not None and matches(document):
                 return document
 
     def close(self):
@@ -865,7 +865,7 @@ class WebSocketClient:
                     return
         except (OSError, WebSocketError):
             # The probe has passed, so a server that drops the connection instead
-            # of answering the close frame does not fail it.
+            # of replying to the close frame does not fail it.
             return
 
     def abort(self):

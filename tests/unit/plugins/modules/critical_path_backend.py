@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """In-memory stand-in for the drill backend's critical-path API, for the tests.
 
-It implements the signup, login, message, search and WebSocket endpoints with the
+It implements /api/health and the signup, login, message, search and WebSocket endpoints with the
 request and response shapes of the drill backend, and can break each of them on
 request through the names in faults:
 
@@ -121,14 +121,14 @@ class BackendHandler(BaseHTTPRequestHandler):
             email = body.get("email")
             with self.server.lock:
                 if email in self.server.users:
-                    taken = True
+                    email_taken = True
                 else:
-                    taken = False
+                    email_taken = False
                     self.server.users[email] = {
                         "password": body.get("password"),
                         "name": body.get("name"),
                     }
-            if taken:
+            if email_taken:
                 self.send_json(409, {"status": "error", "error": "email taken"})
             else:
                 self.send_json(201, {"status": "ok", "user_id": secrets.token_hex(12)})
@@ -177,7 +177,9 @@ class BackendHandler(BaseHTTPRequestHandler):
         self.record()
         parsed = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parsed.query))
-        if parsed.path == "/api/search":
+        if parsed.path == "/api/health":
+            self.send_json(200, {"status": "ok", "version": "v0.9.5"})
+        elif parsed.path == "/api/search":
             if self.token_user() is None:
                 self.send_json(401, {"status": "error", "error": "invalid token"})
                 return

@@ -229,7 +229,7 @@ def test_read_frame_rejects_masked_server_frame():
     assert str(error.value) == "the server sent a masked frame, which RFC 6455 forbids"
 
 
-def test_receive_message_answers_ping_and_joins_fragments():
+def test_receive_message_ping_and_fragments():
     left, right = socket.socketpair()
     with left, right:
         client = critical_path_probe.WebSocketClient(
@@ -396,7 +396,7 @@ def test_main_search_missing_message_fails(backend, capsys):
     assert "Next: check that the search index contains new messages" in result["msg"]
 
 
-def test_main_websocket_refused_fails(backend, capsys):
+def test_main_websocket_rejected_fails(backend, capsys):
     server = backend("ws_404")
     result = run_main({"base_url": server.base_url}, capsys)
     assert result["failed"] is True
@@ -404,7 +404,7 @@ def test_main_websocket_refused_fails(backend, capsys):
     assert websocket["ok"] is False
     assert websocket["status"] == 404
     assert websocket["detail"] == (
-        "WebSocket handshake on /api/ws?token=******** refused: returned 404, "
+        "WebSocket handshake on /api/ws?token=******** rejected: returned 404, "
         'expected 101 - {"status": "not found", "path": "/api/ws"}'
     )
     assert "websocket failed (404)" in result["msg"]
@@ -565,8 +565,12 @@ def drill_backend_has_api():
 
 
 @pytest.fixture
-def drill_backend(tmp_path):
-    """Run the drill backend from source with its own SecantusDB and Redis."""
+def drill_backend(request, tmp_path):
+    """Run the drill backend from source with its own SecantusDB and Redis.
+
+    Parametrize it indirectly with True to run a release whose auth is broken.
+    """
+    auth_broken = getattr(request, "param", False)
     if not drill_backend_has_api():
         pytest.skip("tests/stack/app/backend/server.py has no /api/ws and /api/search")
     secantusd = VENV_BIN / "secantusd-py"
@@ -620,7 +624,8 @@ def drill_backend(tmp_path):
         wait_for_port(redis_port, redis, 10)
 
         release_file = tmp_path / "release.json"
-        release_file.write_text('{"version": "v0.9.5", "auth_broken": false}\n')
+        release = {"version": "v0.9.5", "auth_broken": auth_broken}
+        release_file.write_text(json.dumps(release) + "\n")
         backend_port = free_port(BACKEND_PORTS)
         env = dict(
             os.environ,
@@ -663,3 +668,14 @@ def test_drill_backend_account_signup_conflict(drill_backend, capsys):
     assert outcome(first, "signup")["status"] == 201
     assert outcome(second, "signup")["status"] == 409
     assert second["ok"] is True
+
+
+@pytest.mark.parametrize("drill_backend", [True], indirect=True)
+def test_drill_backend_auth_broken_fails(drill_backend, capsys):
+    result = run_main({"base_url": drill_backend}, capsys)
+    assert result["failed"] is True
+    assert outcome(result, "signup")["status"] == 500
+    assert outcome(result, "login")["detail"] == "not run, because 'signup' failed"
+    assert result["msg"].startswith(
+        f"critical paths of {drill_backend} failed: signup failed (500), login not run"
+    )
