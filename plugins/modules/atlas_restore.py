@@ -22,7 +22,7 @@ description:
     C(completed)) and the target cluster (which must exist).
   - The job fails the task when Atlas marks it C(failed), C(cancelled) or
     C(expired), or when it has not finished within O(timeout).
-version_added: 0.3.0
+version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

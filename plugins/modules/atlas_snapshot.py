@@ -18,7 +18,7 @@ description:
   - Authenticates with HTTP Digest, using an Atlas API key pair. The Atlas CLI
     reference for C(atlas backups snapshots create) asks for the Project Owner role
     for on-demand snapshots.
-version_added: 0.3.0
+version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

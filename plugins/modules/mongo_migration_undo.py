@@ -14,7 +14,7 @@ description:
     second run reports no change. Rename fields back (O(spec.rename_fields)), unset
     fields (O(spec.unset)), drop indexes (O(spec.drop_indexes)), create indexes
     (O(spec.create_indexes)) and drop collections (O(spec.drop_collections)).
-version_added: 0.3.0
+version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

@@ -23,7 +23,7 @@ description:
   - Afterwards, the document count and the index names and keys of every restored
     collection must match the snapshot, and a document that failed to insert fails
     the task with its namespace and the number of failed documents.
-version_added: 0.3.0
+version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

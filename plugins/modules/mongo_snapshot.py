@@ -20,7 +20,7 @@ description:
     A folder whose C(snapshot.json) is missing or not complete is never restored from.
   - A write error such as a full disk fails the task with the folder and its free
     space, and the folder stays marked incomplete.
-version_added: 0.3.0
+version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

@@ -269,12 +269,16 @@ def run_bgsave(client, timeout, clock=time.monotonic, sleep=time.sleep) -> dict:
 
         return describe
 
+    attempt = 0
     while True:
         baseline = _redis.persistence_info(client)
-        if clock() >= deadline:
+        # Each retry follows a save that another client started, so the loop ends
+        # at the deadline even if other clients keep starting saves.
+        if attempt and clock() >= deadline:
             raise _redis.WaitTimeout(
                 describe_wait("a chance to start BGSAVE")(baseline)
             )
+        attempt += 1
         if int(baseline.get("rdb_bgsave_in_progress", 0)):
             waited_for_running = True
             _redis.wait_until(
@@ -330,14 +334,12 @@ def run_bgsave(client, timeout, clock=time.monotonic, sleep=time.sleep) -> dict:
 
 
 def _db_client(params, db):
-    return _redis.redis.Redis(
-        host=params["host"],
-        port=params["port"],
-        username=params.get("username") or None,
-        password=params.get("password") or None,
+    return _redis.make_client(
+        params["host"],
+        params["port"],
+        params.get("password"),
+        params.get("username"),
         db=db,
-        socket_timeout=_redis.SOCKET_TIMEOUT,
-        socket_connect_timeout=_redis.SOCKET_TIMEOUT,
     )
 
 

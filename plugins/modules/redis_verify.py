@@ -145,13 +145,12 @@ def compare_samples(params, samples) -> tuple:
         db = int(sample["db"])
         client = clients.get(db)
         if client is None:
-            client = clients[db] = _redis.redis.Redis(
-                host=params["host"],
-                port=params["port"],
-                username=params["username"] or None,
-                password=params["password"] or None,
+            client = clients[db] = _redis.make_client(
+                params["host"],
+                params["port"],
+                params["password"],
+                params["username"],
                 db=db,
-                socket_timeout=_redis.SOCKET_TIMEOUT,
             )
         digest = _redis.dump_sha256(client, sample["key"].encode("utf-8"))
         if digest is None:
