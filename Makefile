@@ -15,6 +15,7 @@ pytest = $(PYTEST) $(1) || [ $$? -eq 5 ]
 
 host:
 	bash tests/stack/host.sh
+	ln -sf $(CURDIR)/plugins/plugin_utils/truebond-rollback $(VENV)/bin/truebond-rollback
 
 stack: host
 	bash tests/stack/stack.sh up v1.0.0
@@ -57,7 +58,7 @@ lint: host
 # to the display instead of the module result, so they run in their own process.
 unit: host
 	$(call pytest,-q tests/unit/plugins/modules tests/unit/plugins/module_utils)
-	$(call pytest,-q tests/unit/plugins/callback)
+	$(call pytest,-q tests/unit/plugins/callback tests/unit/plugins/plugin_utils)
 
 integration: stack
 	$(call pytest,-q tests/integration)
