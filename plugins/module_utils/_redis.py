@@ -13,6 +13,8 @@ import traceback
 
 try:
     import redis
+    import redis.backoff
+    import redis.retry
 
     HAS_REDIS = True
     REDIS_IMPORT_ERROR = None
@@ -26,7 +28,7 @@ except ImportError:
 SOCKET_TIMEOUT = 10.0
 POLL_INTERVAL = 0.1
 
-# The INFO persistence fields that explain where a save or rewrite stands. Messages
+# The INFO persistence fields that show the state of a save or rewrite. Messages
 # about a failed or timed-out wait quote them.
 PERSISTENCE_FIELDS = (
     "loading",
@@ -44,7 +46,7 @@ PERSISTENCE_FIELDS = (
 
 
 class RedisError(Exception):
-    """A Redis step failed. The message is meant for the operator as it stands."""
+    """A Redis step failed. The message is written for the operator, ready to show."""
 
 
 class WaitTimeout(RedisError):
@@ -64,24 +66,41 @@ def _without_secret(text: str, password) -> str:
     return text
 
 
+def make_client(
+    host, port, password=None, username=None, db=0, socket_timeout=SOCKET_TIMEOUT
+):
+    """Return a redis-py client that does not retry failed commands.
+
+    redis-py 6 and later retry a failed connection three times with a backoff of
+    seconds by default, which would stretch every wait and error here.
+    """
+    return redis.Redis(
+        host=host,
+        port=port,
+        db=db,
+        password=password or None,
+        username=username or None,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+    )
+
+
 def connect(host, port, password=None, username=None, socket_timeout=SOCKET_TIMEOUT):
     """Connect to Redis, check the connection with PING and return the client.
 
     Raises RedisError naming host:port and the cause. The password never appears in
     the message, even when a library error quotes it.
     """
-    client = redis.Redis(
-        host=host,
-        port=port,
-        password=password or None,
-        username=username or None,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-        decode_responses=False,
-    )
+    client = make_client(host, port, password, username, socket_timeout=socket_timeout)
     try:
         client.ping()
     except redis.exceptions.AuthenticationError as error:
+        if not password:
+            raise RedisError(
+                f"Redis at {address(host, port)} requires a password and none was "
+                "given. Set the password option."
+            ) from None
         raise RedisError(
             f"Redis at {address(host, port)} rejected the credentials: "
             f"{_without_secret(str(error), password)}. Check the password (and the "
@@ -96,6 +115,12 @@ def connect(host, port, password=None, username=None, socket_timeout=SOCKET_TIME
             ) from None
         raise RedisError(
             f"PING to Redis at {address(host, port)} failed: {text}"
+        ) from None
+    except redis.exceptions.BusyLoadingError:
+        # BusyLoadingError is a ConnectionError, so it must come first.
+        raise RedisError(
+            f"Redis at {address(host, port)} is still loading its data set "
+            "(-LOADING reply to PING). Wait until it has loaded, or raise the timeout."
         ) from None
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
         raise RedisError(
@@ -212,7 +237,7 @@ def wait_for_ping(
 ):
     """Wait until Redis accepts connections and has loaded its data, return the client.
 
-    Redis answers -LOADING while it reads its RDB or AOF at start, and that counts as
+    Redis replies -LOADING while it reads its RDB or AOF at start, and that counts as
     not ready. Raises WaitTimeout with the last error after timeout seconds, and
     RedisError at once for rejected credentials.
     """
@@ -229,8 +254,6 @@ def wait_for_ping(
             if "credentials" in text or "requires a password" in text:
                 raise
             last_error = text
-        except redis.exceptions.BusyLoadingError as error:
-            last_error = f"Redis is still loading its data set: {error}"
         if clock() >= deadline:
             raise WaitTimeout(
                 f"Redis at {address(host, port)} was not ready within {timeout} s. "

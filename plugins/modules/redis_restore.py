@@ -104,7 +104,7 @@ options:
 notes:
   - Only the RDB file is restored. Append-only files of the snapshot are not put
     back, since Redis loads the RDB file only while append-only is off. The role
-    M(truebond.rollback.restore_redis) starts Redis with append-only off and turns it
+    C(truebond.rollback.restore_redis) starts Redis with append-only off and turns it
     back on afterwards.
 """
 
@@ -178,7 +178,7 @@ CHECK_RDB_TIMEOUT = 600
 
 
 class RestoreError(Exception):
-    """The restore was rejected or failed. The message says what to do."""
+    """The restore was rejected or failed. The message names the fix."""
 
 
 def load_snapshot(src) -> dict:
@@ -207,8 +207,8 @@ def load_snapshot(src) -> dict:
         )
     if snapshot.get("format") != 1:
         raise RestoreError(
-            f"{manifest!r} has format {snapshot.get('format')!r}; this module reads "
-            "format 1"
+            f"{manifest!r} has format {snapshot.get('format')!r}, but this module "
+            "reads only format 1"
         )
     if snapshot.get("complete") is not True:
         raise RestoreError(

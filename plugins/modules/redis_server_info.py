@@ -42,6 +42,12 @@ options:
   password:
     description: Password of the Redis user. Empty connects without AUTH.
     type: str
+  timeout:
+    description:
+      - Seconds to wait until Redis accepts connections and has finished loading its
+        data, for a server that was just started. C(0) tries once.
+    type: int
+    default: 0
 notes:
   - The user needs the C(CONFIG) command. When CONFIG is renamed or denied, the task
     fails and says so.
@@ -119,6 +125,7 @@ def main():
             "port": {"type": "int", "default": 6379},
             "username": {"type": "str"},
             "password": {"type": "str", "no_log": True},
+            "timeout": {"type": "int", "default": 0},
         },
         supports_check_mode=True,
     )
@@ -129,9 +136,18 @@ def main():
         )
     where = _redis.address(params["host"], params["port"])
     try:
-        client = _redis.connect(
-            params["host"], params["port"], params["password"], params["username"]
-        )
+        if params["timeout"] > 0:
+            client = _redis.wait_for_ping(
+                params["host"],
+                params["port"],
+                params["password"],
+                params["username"],
+                timeout=params["timeout"],
+            )
+        else:
+            client = _redis.connect(
+                params["host"], params["port"], params["password"], params["username"]
+            )
         result = read_config(client)
     except _redis.RedisError as error:
         module.fail_json(msg=str(error))

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: redis_verify
 short_description: Check a restored Redis against its snapshot
 description:
-  - Waits until Redis answers PING and has finished loading its data, then compares
+  - Waits until Redis replies to PING and has finished loading its data, then compares
     it with C(snapshot.json) in O(src) as written by
     M(truebond.rollback.redis_snapshot).
   - Key count per database. A database may hold fewer keys than recorded, because
@@ -77,7 +77,7 @@ RETURN = r"""
 keyspace:
   description: Keys and keys with a TTL per database after the restore.
   type: dict
-  returned: when Redis answered
+  returned: when Redis replied to PING
   sample: {db0: {keys: 118, expires: 18}}
 expected:
   description: The accepted key count range per database, from the snapshot.
@@ -87,13 +87,13 @@ expected:
 samples_checked:
   description: Number of sample keys whose DUMP matched.
   type: int
-  returned: when Redis answered
+  returned: when Redis replied to PING
   sample: 5
 problems:
   description: Each difference from the snapshot. The task fails when it is not empty.
   type: list
   elements: str
-  returned: when Redis answered
+  returned: when Redis replied to PING
   sample: ["db0 has 0 keys, expected 100 to 120"]
 rdb_last_load_keys_loaded:
   description: Keys Redis loaded from its file at start (INFO persistence, Redis 7+).
@@ -129,10 +129,10 @@ def compare_keyspace(actual, ranges) -> list:
         expected = ranges.get(db, {"min": 0, "max": 0})
         if not expected["min"] <= keys <= expected["max"]:
             if expected["min"] == expected["max"]:
-                wanted = f"{expected['max']}"
+                accepted = f"{expected['max']}"
             else:
-                wanted = f"{expected['min']} to {expected['max']}"
-            problems.append(f"{db} has {keys} keys, expected {wanted}")
+                accepted = f"{expected['min']} to {expected['max']}"
+            problems.append(f"{db} has {keys} keys, expected {accepted}")
     return problems
 
 

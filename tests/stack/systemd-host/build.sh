@@ -41,7 +41,7 @@ sed -i -E "s/^port .*/port $redis_port/; s/^bind .*/bind 127.0.0.1/" "$conf"
 grep -q "^port $redis_port\$" "$conf"
 grep -q '^bind 127.0.0.1$' "$conf"
 
-# Units that need hardware or a real login make a container boot slow or noisy.
+# Mask units that have nothing to do in a container: consoles, logins, udev, time sync.
 for unit in getty@tty1.service systemd-logind.service console-getty.service \
   systemd-udevd.service systemd-timesyncd.service; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"

@@ -1,0 +1,377 @@
+# Copyright: Contributors to the truebond.rollback collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tests of redis_restore and redis_verify against Debian's redis-server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.truebond.rollback.plugins.modules import (
+    redis_restore,
+    redis_snapshot,
+    redis_verify,
+)
+
+STAMP = "20261204T174512Z"
+
+
+def run_module(module, args, capsys):
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def take_snapshot(server, dest, capsys):
+    with (
+        patch_module_args({"port": server.port, "dest": str(dest)}),
+        pytest.raises(SystemExit),
+    ):
+        redis_snapshot.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result["snapshot"]["complete"] is True, result
+    return result["snapshot"]
+
+
+@pytest.fixture
+def snapshot_dir(redis_server, tmp_path, capsys):
+    """A complete snapshot of a server with four keys, one of them with a TTL."""
+    server = redis_server()
+    client = server.client()
+    client.mset({"user:1": "alice", "user:2": "bob", "user:3": "carol"})
+    client.set("session:1", "token", ex=3600)
+    dest = tmp_path / "snapshot"
+    take_snapshot(server, dest, capsys)
+    server.kill()
+    return dest
+
+
+def restore_params(src, data_dir, port, **overrides):
+    params = {
+        "src": str(src),
+        "data_dir": str(data_dir),
+        "dbfilename": "dump.rdb",
+        "appenddirname": "appendonlydir",
+        "appendfilename": "appendonly.aof",
+        "host": "127.0.0.1",
+        "port": port,
+        "owner": None,
+        "group": None,
+        "mode": None,
+        "check_rdb": True,
+        "redis_check_rdb": "redis-check-rdb",
+        "step": "place",
+    }
+    params.update(overrides)
+    return params
+
+
+def rewrite_manifest(src, change):
+    manifest = src / "snapshot.json"
+    snapshot = json.loads(manifest.read_text())
+    change(snapshot)
+    manifest.write_text(json.dumps(snapshot))
+
+
+def test_restore_places_file_and_keeps_old(snapshot_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "dump.rdb").write_bytes(b"old data")
+    os.chmod(data_dir / "dump.rdb", 0o640)
+    (data_dir / "appendonlydir").mkdir()
+    (data_dir / "appendonlydir" / "appendonly.aof.manifest").write_text("old")
+    warnings = []
+
+    result = redis_restore.restore(
+        restore_params(snapshot_dir, data_dir, 16419), False, warnings.append, STAMP
+    )
+
+    placed = data_dir / "dump.rdb"
+    assert placed.read_bytes() == (snapshot_dir / "dump.rdb").read_bytes()
+    assert stat.S_IMODE(placed.stat().st_mode) == 0o640
+    kept = data_dir / f"dump.rdb.{STAMP}.replaced"
+    assert kept.read_bytes() == b"old data"
+    aside = data_dir / f"appendonlydir.{STAMP}.aside"
+    assert (aside / "appendonly.aof.manifest").read_text() == "old"
+    assert not (data_dir / "appendonlydir").exists()
+    assert result["replaced"] == str(kept)
+    assert result["aside"] == {str(data_dir / "appendonlydir"): str(aside)}
+    assert "RDB looks OK" in result["check_rdb_output"]
+    assert warnings == []
+    leftovers = [name for name in os.listdir(data_dir) if name.endswith(".restore")]
+    assert leftovers == []
+
+
+def test_restore_sets_mode_and_owner(snapshot_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    params = restore_params(
+        snapshot_dir, data_dir, 16419, owner="0", group="0", mode="0660"
+    )
+    result = redis_restore.restore(params, False, print, STAMP)
+    placed = data_dir / "dump.rdb"
+    assert stat.S_IMODE(placed.stat().st_mode) == 0o660
+    assert placed.stat().st_uid == 0
+    assert result["replaced"] is None
+
+
+def test_restore_check_mode_changes_nothing(snapshot_dir, tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "dump.rdb").write_bytes(b"old data")
+    args = {
+        "src": str(snapshot_dir),
+        "data_dir": str(data_dir),
+        "port": 16419,
+        "_ansible_check_mode": True,
+    }
+    result = run_module(redis_restore, args, capsys)
+    assert result["changed"] is True
+    assert result["actions"][0].startswith(f"keep {data_dir / 'dump.rdb'} as ")
+    assert (data_dir / "dump.rdb").read_bytes() == b"old data"
+    assert sorted(os.listdir(data_dir)) == ["dump.rdb"]
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        pytest.param(
+            lambda src: (src / "snapshot.json").unlink(),
+            "{manifest!r} not found, so the snapshot in {src!r} is incomplete "
+            "(snapshot.json is written last). Restore from another snapshot.",
+            id="no-snapshot-json",
+        ),
+        pytest.param(
+            lambda src: rewrite_manifest(src, lambda s: s.update(complete=False)),
+            "{manifest!r} records an incomplete snapshot (complete: False), for "
+            "example after a full disk. Restore from another snapshot.",
+            id="incomplete",
+        ),
+        pytest.param(
+            lambda src: rewrite_manifest(src, lambda s: s.update(kind="mongodb")),
+            "{manifest!r} describes a snapshot of kind 'mongodb', expected 'redis'",
+            id="other-kind",
+        ),
+        pytest.param(
+            lambda src: (src / "dump.rdb").write_bytes(
+                (src / "dump.rdb").read_bytes()[:-1] + b"\0"
+            ),
+            "SHA-256 of {rdb!r} is {sha}, snapshot.json records {recorded!r}. The "
+            "snapshot is damaged.",
+            id="checksum",
+        ),
+        pytest.param(
+            lambda src: (src / "dump.rdb").write_bytes(b"short"),
+            "{rdb!r} has 5 bytes, snapshot.json records {size!r}. The snapshot is "
+            "damaged.",
+            id="size",
+        ),
+    ],
+)
+def test_restore_rejects_bad_snapshot(snapshot_dir, tmp_path, capsys, damage, expected):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "dump.rdb").write_bytes(b"current data")
+    recorded = json.loads((snapshot_dir / "snapshot.json").read_text())
+    damage(snapshot_dir)
+    rdb = snapshot_dir / "dump.rdb"
+    args = {"src": str(snapshot_dir), "data_dir": str(data_dir), "port": 16419}
+
+    result = run_module(redis_restore, args, capsys)
+
+    message = expected.format(
+        manifest=str(snapshot_dir / "snapshot.json"),
+        src=str(snapshot_dir),
+        rdb=str(rdb),
+        sha=hashlib.sha256(rdb.read_bytes()).hexdigest(),
+        recorded=recorded["files"]["dump.rdb"]["sha256"],
+        size=recorded["files"]["dump.rdb"]["bytes"],
+    )
+    assert result["msg"] == (
+        f"Redis restore of {str(snapshot_dir)!r} into {str(data_dir / 'dump.rdb')!r} "
+        f"failed: {message}"
+    )
+    assert sorted(os.listdir(data_dir)) == ["dump.rdb"]
+    assert (data_dir / "dump.rdb").read_bytes() == b"current data"
+
+
+def test_restore_rejects_corrupt_rdb_with_check_output(snapshot_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "dump.rdb").write_bytes(b"current data")
+    rdb = snapshot_dir / "dump.rdb"
+    data = bytearray(rdb.read_bytes())
+    data[20:30] = b"\xff" * 10
+    rdb.write_bytes(bytes(data))
+    # Checksums that match, so that only redis-check-rdb can find the damage.
+    rewrite_manifest(
+        snapshot_dir,
+        lambda s: s["files"]["dump.rdb"].update(
+            sha256=hashlib.sha256(bytes(data)).hexdigest()
+        ),
+    )
+
+    with pytest.raises(redis_restore.RestoreError) as caught:
+        redis_restore.restore(
+            restore_params(snapshot_dir, data_dir, 16419), False, print, STAMP
+        )
+
+    message = str(caught.value)
+    program = shutil.which("redis-check-rdb")
+    assert message.startswith(
+        f"{program} rejected {str(rdb)!r} (exit status 1), so nothing was replaced. "
+        "Its output: "
+    )
+    assert "RDB ERROR DETECTED" in message
+    assert sorted(os.listdir(data_dir)) == ["dump.rdb"]
+    assert (data_dir / "dump.rdb").read_bytes() == b"current data"
+
+
+def test_restore_warns_without_check_program(snapshot_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    warnings = []
+    params = restore_params(
+        snapshot_dir, data_dir, 16419, redis_check_rdb="no-such-redis-check-rdb"
+    )
+    result = redis_restore.restore(params, False, warnings.append, STAMP)
+    assert result["check_rdb_output"] is None
+    expected = (
+        f"no-such-redis-check-rdb not found, so {snapshot_dir / 'dump.rdb'} was "
+        "checked against its SHA-256 only. Install redis-tools to check the RDB "
+        "structure too."
+    )
+    assert warnings == [expected]
+
+
+def test_restore_rejects_running_redis(snapshot_dir, redis_server):
+    server = redis_server()
+    server.client().set("live", "1")
+    with pytest.raises(redis_restore.RestoreError) as caught:
+        redis_restore.restore(
+            restore_params(snapshot_dir, server.data_dir, server.port),
+            False,
+            print,
+            STAMP,
+        )
+    assert str(caught.value) == (
+        f"something still accepts connections on 127.0.0.1:{server.port}, so Redis "
+        "looks running, and it would write its memory over the restored file when it "
+        "stops. Stop it first with SHUTDOWN NOSAVE, or disable saving "
+        "(CONFIG SET save '') and stop the service."
+    )
+
+
+def test_restore_check_step_allows_running_redis(snapshot_dir, redis_server):
+    server = redis_server()
+    result = redis_restore.restore(
+        restore_params(snapshot_dir, server.data_dir, server.port, step="check"),
+        False,
+        print,
+        STAMP,
+    )
+    assert result["changed"] is False
+    assert os.listdir(server.data_dir) == []
+
+
+def test_restore_then_verify_matches(snapshot_dir, redis_server, capsys):
+    server = redis_server(start=False)
+    redis_restore.restore(
+        restore_params(snapshot_dir, server.data_dir, server.port), False, print, STAMP
+    )
+    server.start()
+
+    result = run_module(
+        redis_verify, {"src": str(snapshot_dir), "port": server.port}, capsys
+    )
+
+    assert result.get("failed") is not True, result
+    assert result["keyspace"] == {"db0": {"keys": 4, "expires": 1}}
+    assert result["expected"] == {"db0": {"min": 3, "max": 4}}
+    # session:1 has a TTL, so only the three user keys are samples.
+    assert result["samples_checked"] == 3
+    assert result["problems"] == []
+    assert result["rdb_last_load_keys_loaded"] == 4
+
+
+def test_verify_reports_changed_and_extra_keys(snapshot_dir, redis_server, capsys):
+    server = redis_server(start=False)
+    redis_restore.restore(
+        restore_params(snapshot_dir, server.data_dir, server.port), False, print, STAMP
+    )
+    server.start()
+    server.client().set("user:1", "mallory")
+    server.client().set("extra", "1")
+
+    result = run_module(
+        redis_verify, {"src": str(snapshot_dir), "port": server.port}, capsys
+    )
+
+    snapshot = json.loads((snapshot_dir / "snapshot.json").read_text())
+    recorded = next(s for s in snapshot["samples"] if s["key"] == "user:1")
+    assert result["failed"] is True
+    assert result["problems"][0] == "db0 has 5 keys, expected 3 to 4"
+    assert result["problems"][1].startswith(
+        "sample key 'user:1' in db0 differs from the snapshot (DUMP SHA-256 "
+    )
+    assert result["problems"][1].endswith(f"expected {recorded['dump_sha256']})")
+    assert result["msg"].startswith(
+        f"Redis at 127.0.0.1:{server.port} against the snapshot "
+        f"{str(snapshot_dir)!r} does not match: db0 has 5 keys, expected 3 to 4; "
+    )
+
+
+@pytest.mark.parametrize(
+    "actual, ranges, expected",
+    [
+        pytest.param(
+            {"db0": {"keys": 8}},
+            {"db0": {"min": 8, "max": 10}},
+            [],
+            id="ttl-keys-expired",
+        ),
+        pytest.param(
+            {"db0": {"keys": 7}},
+            {"db0": {"min": 8, "max": 10}},
+            ["db0 has 7 keys, expected 8 to 10"],
+            id="too-few",
+        ),
+        pytest.param(
+            {},
+            {"db1": {"min": 2, "max": 2}},
+            ["db1 has 0 keys, expected 2"],
+            id="database-missing",
+        ),
+        pytest.param(
+            {"db0": {"keys": 1}, "db12": {"keys": 3}},
+            {"db0": {"min": 1, "max": 1}},
+            ["db12 has 3 keys, expected 0"],
+            id="database-not-in-snapshot",
+        ),
+    ],
+)
+def test_compare_keyspace_ranges(actual, ranges, expected):
+    assert redis_verify.compare_keyspace(actual, ranges) == expected
+
+
+def test_expected_ranges_allow_expiring_keys():
+    snapshot = {"keyspace": {"db0": {"keys": 10, "expires": 2}}}
+    assert redis_verify.expected_ranges(snapshot) == {"db0": {"min": 8, "max": 10}}
+
+
+def test_verify_times_out_when_redis_down(snapshot_dir, capsys):
+    result = run_module(
+        redis_verify,
+        {"src": str(snapshot_dir), "port": 16419, "timeout": 0},
+        capsys,
+    )
+    assert result["msg"].startswith(
+        f"checking Redis at 127.0.0.1:16419 against the snapshot {str(snapshot_dir)!r}"
+        " failed: Redis at 127.0.0.1:16419 was not ready within 0 s. Last error: "
+        "could not connect to Redis at 127.0.0.1:16419: "
+    )
