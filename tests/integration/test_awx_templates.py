@@ -56,9 +56,17 @@ def load_plays(playbook: str) -> list[dict]:
     return yaml.safe_load((REPO / playbook).read_text())
 
 
+def walk_tasks(tasks):
+    """Yield each task of a task list, including those inside blocks."""
+    for task in tasks or []:
+        yield task
+        for section in ("block", "rescue", "always"):
+            yield from walk_tasks(task.get(section))
+
+
 def validate_spec(playbook: str) -> dict | None:
     """Return the argument_spec of the first play's validate_argument_spec task."""
-    for task in load_plays(playbook)[0].get("tasks", []):
+    for task in walk_tasks(load_plays(playbook)[0].get("tasks", [])):
         if "ansible.builtin.validate_argument_spec" in task:
             return task["ansible.builtin.validate_argument_spec"]["argument_spec"]
     return None

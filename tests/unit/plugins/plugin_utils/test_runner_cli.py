@@ -23,11 +23,19 @@ def request_for(*argv: str) -> runner_cli.RunRequest:
     return runner_cli.build_request(parse(*argv))
 
 
+def walk_tasks(tasks):
+    """Yield each task of a task list, including those inside blocks."""
+    for task in tasks or []:
+        yield task
+        for section in ("block", "rescue", "always"):
+            yield from walk_tasks(task.get(section))
+
+
 def playbook_spec(playbook: str) -> dict:
     """Return the argument_spec of the playbook's validate_argument_spec task."""
     plays = yaml.safe_load((REPO / playbook).read_text())
     for play in plays:
-        for task in play.get("tasks", []):
+        for task in walk_tasks(play.get("tasks", [])):
             if "ansible.builtin.validate_argument_spec" in task:
                 return task["ansible.builtin.validate_argument_spec"]["argument_spec"]
     raise AssertionError(f"{playbook} has no validate_argument_spec task")
