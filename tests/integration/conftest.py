@@ -8,6 +8,8 @@ release it needs, and the drill_stack fixture leaves it at v1.0.0.
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from drill_helpers import (
     BACKEND_REPOSITORY,
@@ -44,6 +46,8 @@ def drill_stack():
     charts_before = controller_chart_files()
     yield
     reset_stack(STACK_DEFAULT_VERSION)
+    # The tests sign users up and post messages; later suites expect the seed data.
+    subprocess.run(["bash", str(STACK_SCRIPT), "seed"], check=True)
     for name in sorted(compose_backups() - backups_before):
         (PROJECT_DIR / name).unlink()
     for chart in sorted(controller_chart_files() - charts_before):

@@ -16,7 +16,7 @@ Commands:
 - wait-mongodb SECONDS LOG: poll until the server accepts the admin user's ping, or
   exit with an error that names LOG.
 - seed [--if-empty]: replace the data of both stores with the drill data set. With
-  --if-empty, only a store that holds no data is seeded.
+  --if-empty, only a store that contains no data is seeded.
 - data-status: print a JSON summary of both stores (counts, indexes, migrations, keys).
 
 The data set is deterministic: fixed ObjectIds, dates and binary values, so that two
@@ -109,7 +109,7 @@ def provision_mongodb() -> None:
     app_user, app_password = credentials(environment("MONGODB_URI"))
     parts = urlsplit(environment("MONGODB_URI"))
     client = mongo_client(f"mongodb://{parts.hostname}:{parts.port}/")
-    wanted = {
+    users_to_create = {
         admin_user: (admin_password, [{"role": "root", "db": "admin"}]),
         app_user: (
             app_password,
@@ -120,7 +120,7 @@ def provision_mongodb() -> None:
         ),
     }
     existing = {user["user"] for user in client.admin.command("usersInfo")["users"]}
-    for name, (password, roles) in wanted.items():
+    for name, (password, roles) in users_to_create.items():
         if name in existing:
             continue
         client.admin.command("createUser", name, pwd=password, roles=roles)
@@ -128,7 +128,7 @@ def provision_mongodb() -> None:
 
 
 def wait_mongodb(seconds: float, log_file: str) -> None:
-    """Poll the server with the admin user's ping until it answers or time runs out."""
+    """Ping the server as the admin user until it responds or the deadline passes."""
     deadline = time.monotonic() + seconds
     client = mongo_client(environment("MONGODB_ADMIN_URI"), timeout_ms=500)
     last_error = None
@@ -250,6 +250,7 @@ def seed_redis(client: redis.Redis) -> dict:
                 "created_at": user["created_at"].isoformat() + "Z",
             },
         )
+
     for index, room in enumerate(ROOMS):
         room_messages = len(range(index, MESSAGE_COUNT, len(ROOMS)))
         pipe.set(f"counter:messages:{room}", room_messages)
@@ -259,6 +260,7 @@ def seed_redis(client: redis.Redis) -> dict:
         "leaderboard", {str(user["_id"]): index for index, user in enumerate(users)}
     )
     pipe.sadd("rooms", *ROOMS)
+
     for index in range(SESSION_COUNT):
         user = users[index]
         session = {
@@ -271,12 +273,13 @@ def seed_redis(client: redis.Redis) -> dict:
             json.dumps(session),
             ex=SESSION_TTL_SECONDS,
         )
+
     pipe.set(
         SEED_MARKER_KEY,
         json.dumps({"seed_version": SEED_VERSION, "users": len(users)}, sort_keys=True),
     )
     pipe.execute()
-    # Write dump.rdb now, so that the file on disk holds the seed as well.
+    # Write dump.rdb now, so that the file on disk contains the seed as well.
     client.save()
     return {"keys": client.dbsize(), "sessions": SESSION_COUNT}
 

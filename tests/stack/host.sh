@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this machine for the drill stack and the tests: Debian packages (Docker,
-# git, Prometheus), the Python virtualenv with the pinned tools, the Docker Compose v2
+# git, Prometheus, Redis), the Python virtualenv with the pinned tools, the Docker Compose v2
 # plugin and a Docker daemon that keeps all traffic on loopback. Each step is skipped
 # when already done, so the script is cheap to run before every make target.
 set -euo pipefail
@@ -19,10 +19,36 @@ install_packages() {
   command -v curl >/dev/null || missing+=(curl)
   # The decision-matrix tests scrape the backend with a real Prometheus.
   command -v prometheus >/dev/null || missing+=(prometheus)
+  # The systemd test host image of the Redis restore tests is built with debootstrap.
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  # The drill stack runs its own redis-server; the tests also use redis-cli and
+  # redis-check-rdb from redis-tools.
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-check-rdb >/dev/null || missing+=(redis-tools)
   [ ${#missing[@]} -eq 0 ] && return
   echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  without_service_starts env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Run a command with a policy-rc.d that forbids starting services (exit code 101, see
+# invoke-rc.d(8)), so that installing redis-server does not start Debian's own Redis on
+# port 6379, where the drill stack runs its Redis. An existing policy-rc.d is kept.
+without_service_starts() {
+  local policy=/usr/sbin/policy-rc.d status=0
+  if [ -e "$policy" ]; then
+    "$@"
+    return
+  fi
+  printf '#!/bin/sh\n# Written by tests/stack/host.sh during a package install.\nexit 101\n' \
+    > "$policy"
+  chmod 0755 "$policy"
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  "$@" || status=$?
+  rm -f "$policy"
+  trap - EXIT
+  return "$status"
 }
 
 install_venv() {

@@ -10,14 +10,14 @@
 #                            restart a running backend, so that its start-up steps
 #                            (indexes, and v1.0.0's migration) run on the new data
 #   stack.sh data-status     print a JSON summary of both stores' data
-#   stack.sh start-stores    start whichever data store is not answering
+#   stack.sh start-stores    start each data store that does not respond
 #   stack.sh stop-store mongodb|redis   stop one data store by its pid file
 #   stack.sh status          print the running containers and their images
 #   stack.sh down            stop the data stores, remove the containers and the drill
 #                            folder, keep images
 #
 # Settings come from the environment:
-#   TRUEBOND_DRILL_HOME  folder that holds upstream.git, truebond/, backup/, mongodb/,
+#   TRUEBOND_DRILL_HOME  folder that contains upstream.git, truebond/, backup/, mongodb/,
 #                        redis/ and datastores.env (default /var/tmp/truebond-drill)
 #   VENV                 virtualenv with pymongo, redis-py and secantusdb
 #                        (default: the repository's .venv)
@@ -74,11 +74,12 @@ source_hash() {
     (cd "$here" && find app project -type f -print0 | sort -z | xargs -0 sha256sum)
     (cd "$site" && for name in "${backend_dist_infos[@]}"; do echo "$name"-*.dist-info; done)
     printf '%s\n' "${releases[@]}"
+    declare -f write_release copy_backend_packages
   } | sha256sum | cut -c1-16
 }
 
 copy_backend_packages() {
-  local target=$1 site name
+  local target=$1 site name deb_dir
   site=$(site_packages)
   mkdir -p "$target"
   for name in "${backend_packages[@]}"; do
@@ -87,6 +88,13 @@ copy_backend_packages() {
   for name in "${backend_dist_infos[@]}"; do
     cp -r "$site/$name"-*.dist-info "$target/"
   done
+  # redis-py imports async_timeout on Python before 3.11.3. The base image has Debian's
+  # 3.11.2, and the virtualenv (3.11.7) lacks the package, so take Debian's.
+  deb_dir=$(mktemp -d)
+  (cd "$deb_dir" && apt-get download -qq python3-async-timeout 2>/dev/null)
+  dpkg-deb -x "$deb_dir"/python3-async-timeout_*.deb "$deb_dir/root"
+  cp -r "$deb_dir/root/usr/lib/python3/dist-packages/"async_timeout* "$target/"
+  rm -rf "$deb_dir"
   find "$target" -name __pycache__ -type d -prune -exec rm -rf {} +
 }
 

@@ -131,7 +131,7 @@ class Connection:
                 pass
 
     def serve(self) -> None:
-        """Answer pings and the close handshake until the client leaves."""
+        """Reply to pings and to the close handshake until the client disconnects."""
         try:
             while True:
                 opcode, payload = read_frame(self.rfile)

@@ -106,7 +106,7 @@ WEBSOCKETS = set()
 WEBSOCKETS_LOCK = threading.Lock()
 # Seconds between retries of the start-up steps while a store is down.
 PREPARE_RETRY_SECONDS = 5
-# Largest request body accepted, in bytes.
+# Maximum size of a request body in bytes.
 MAX_BODY_BYTES = 65536
 REQUEST_COUNTS = {}
 COUNTS_LOCK = threading.Lock()
@@ -199,24 +199,30 @@ def broadcast(event):
                 WEBSOCKETS.discard(connection)
 
 
-def prepare_stores():
+def prepare_stores(log_failure=True):
     """Run the start-up steps once. Return True when they succeeded."""
     try:
         for change in STORES.prepare(MIGRATES):
             log(change)
     except stores.StoreError as error:
-        log(
-            f"start-up steps on the data stores failed ({error});"
-            f" retrying every {PREPARE_RETRY_SECONDS} s"
-        )
+        if log_failure:
+            log(
+                f"start-up steps on the data stores failed ({error});"
+                f" retrying every {PREPARE_RETRY_SECONDS} s"
+            )
         return False
     return True
 
 
 def retry_prepare_stores():
-    while not prepare_stores():
+    """Retry the start-up steps until they succeed, logging one failure a minute."""
+    attempt = 0
+    while True:
         time.sleep(PREPARE_RETRY_SECONDS)
-    log("start-up steps on the data stores finished")
+        attempt += 1
+        if prepare_stores(log_failure=attempt % 12 == 0):
+            break
+    log(f"start-up steps on the data stores finished after {attempt} retries")
 
 
 def detailed_health():

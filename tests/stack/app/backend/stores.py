@@ -31,6 +31,7 @@ SESSION_TTL_SECONDS = 3600
 PASSWORD_ITERATIONS = 20000
 DEFAULT_DATABASE = "truebond"
 SEARCH_LIMIT = 50
+HEALTH_CHECK_SECONDS = 1.0
 MIGRATION_ID = "20261201-v1.0.0-user-preferences"
 PROFILE_VERSION = 2
 
@@ -147,7 +148,12 @@ class Stores:
         try:
             with self.errors_as_store_error():
                 if store == "mongodb":
-                    self.database().command("ping")
+                    import pymongo
+
+                    # A short deadline, so that a server that is down fails the
+                    # check within HEALTH_CHECK_SECONDS, not serverSelectionTimeoutMS.
+                    with pymongo.timeout(HEALTH_CHECK_SECONDS):
+                        self.database().command("ping")
                 else:
                     self.cache().ping()
         except StoreError as error:
@@ -286,6 +292,7 @@ class Stores:
         if database.schema_migrations.find_one({"_id": MIGRATION_ID}) is not None:
             return []
         started_at = utc_now()
+
         updated = database.users.update_many(
             {"profile_version": {"$exists": False}},
             {"$set": {"profile_version": PROFILE_VERSION}},
@@ -305,10 +312,12 @@ class Stores:
                 },
                 upsert=True,
             )
+
         collection, index = DROPPED_BY_MIGRATION
         if index in database[collection].index_information():
             database[collection].drop_index(index)
         self.ensure_indexes(INDEXES_V10)
+
         if self.redis_url:
             pipeline = self.cache().pipeline(transaction=False)
             for user in users:
@@ -317,6 +326,8 @@ class Stores:
                 pipeline.set(f"user:v2:{user['_id']}", json.dumps(profile))
             pipeline.set("app:schema_version", str(PROFILE_VERSION))
             pipeline.execute()
+
+        # The record comes last, so that a migration that failed half-way runs again.
         database.schema_migrations.insert_one(
             {
                 "_id": MIGRATION_ID,
