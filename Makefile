@@ -11,7 +11,7 @@ export DOCKER_BUILDKIT := 0
 PYTEST = $(VENV)/bin/pytest
 pytest = $(PYTEST) $(1) || [ $$? -eq 5 ]
 
-.PHONY: host stack drill drill-db drill-full drill-down lint unit integration molecule host-state test bench build
+.PHONY: test-log host stack drill drill-db drill-full drill-down lint unit integration molecule host-state test bench build
 
 host:
 	bash tests/stack/host.sh
@@ -57,7 +57,7 @@ lint: host
 # The callback tests import Ansible's controller code, which routes module warnings
 # to the display instead of the module result, so they run in their own process.
 unit: host
-	$(call pytest,-q tests/unit/plugins/modules tests/unit/plugins/module_utils)
+	$(call pytest,-q tests/unit/plugins/modules tests/unit/plugins/module_utils tests/unit/plugins/fuzz)
 	$(call pytest,-q tests/unit/plugins/callback tests/unit/plugins/plugin_utils)
 
 integration: stack
@@ -79,7 +79,15 @@ molecule: stack
 host-state: stack
 	$(call pytest,-q tests/host --hosts=local://)
 
-test: lint unit integration molecule host-state
+# Every ansible-playbook run of the test suite writes its output to one log, which
+# tests/host/test_secrets.py searches for the test inventories' secrets at the end.
+test: export ANSIBLE_LOG_PATH := $(CURDIR)/tests/output/ansible.log
+test: test-log lint unit integration molecule host-state
+
+test-log:
+	mkdir -p tests/output
+	rm -f tests/output/ansible.log
+	touch tests/output/test-started
 
 bench: stack
 	$(VENV)/bin/python bench/downtime.py
