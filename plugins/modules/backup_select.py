@@ -409,7 +409,8 @@ def main():
             f"The backup {result['path']} was taken at {result['taken_at']}, "
             f"{result['age_seconds'] / 60:.1f} min ago, more than the RPO objective of "
             f"{params['rpo_objective_minutes']:g} min: a full restore loses every "
-            "write made since. Consider method=migration_undo."
+            "write made since. To keep them, consider rollback_db with "
+            "method=migration_undo."
         )
     module.exit_json(changed=False, rejected=rejected, **result)
 

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: rollback_lock
 short_description: Take, release or read the rollback lock of a target host
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Keeps one rollback at a time on a host. The lock is a file on the target host,
     O(path), that contains a JSON record of its holder, the procedure and the run.

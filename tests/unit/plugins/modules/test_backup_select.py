@@ -751,7 +751,7 @@ def test_main_warns_older_than_objective(
         (
             f"The backup {folder} was taken at {TAKEN_AT}, 10.0 min ago, more than "
             "the RPO objective of 2.5 min: a full restore loses every write made "
-            "since. Consider method=migration_undo."
+            "since. To keep them, consider rollback_db with method=migration_undo."
         )
     ]
 
@@ -765,7 +765,7 @@ def test_main_default_objective_in_warning(
         (
             f"The backup {folder} was taken at {TAKEN_AT}, 10.0 min ago, more than "
             "the RPO objective of 5 min: a full restore loses every write made "
-            "since. Consider method=migration_undo."
+            "since. To keep them, consider rollback_db with method=migration_undo."
         )
     ]
 
