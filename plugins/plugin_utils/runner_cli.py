@@ -46,7 +46,7 @@ STRATEGIES = ("recreate", "stop-first")
 DB_METHODS = ("full", "migration_undo", "atlas")
 FULL_METHODS = ("full", "atlas")
 FEATURE_APPLY = ("recreate", "sighup", "none")
-SNAPSHOT_STORES = ("mongodb", "redis")
+SNAPSHOT_STORES = ("mongodb", "redis", "atlas")
 
 
 # The confirmation prompt of rollback_db.yml and rollback_full.yml. ansible-runner
@@ -319,7 +319,7 @@ def add_snapshot_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=store_names,
         metavar="STORE",
-        help="Data store to back up (mongodb, redis). Repeat or separate with commas.",
+        help="Data store to back up (mongodb, redis, atlas). Repeat or separate with commas.",
     )
 
 
