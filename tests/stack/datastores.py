@@ -279,8 +279,21 @@ def seed_redis(client: redis.Redis) -> dict:
         json.dumps({"seed_version": SEED_VERSION, "users": len(users)}, sort_keys=True),
     )
     pipe.execute()
-    # Write dump.rdb now, so that the file on disk contains the seed as well.
-    client.save()
+    # Write dump.rdb now, so that the file on disk contains the seed as well. A
+    # background save that a save point or a snapshot started makes SAVE fail, so
+    # wait for it to end first (at most 30 s).
+    deadline = time.monotonic() + 30
+    while client.info("persistence").get("rdb_bgsave_in_progress"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("a background save of Redis did not end within 30 s")
+        time.sleep(0.1)
+    try:
+        client.save()
+    except redis.exceptions.ResponseError as error:
+        if "in progress" not in str(error):
+            raise
+        # One started between the check and SAVE; the next one still sees the seed.
+        client.bgsave(schedule=True)
     return {"keys": client.dbsize(), "sessions": SESSION_COUNT}
 
 
