@@ -11,7 +11,7 @@ export DOCKER_BUILDKIT := 0
 PYTEST = $(VENV)/bin/pytest
 pytest = $(PYTEST) $(1) || [ $$? -eq 5 ]
 
-.PHONY: test-log host stack drill drill-db drill-full drill-down lint unit integration molecule host-state test bench build
+.PHONY: bench-datastores test-log host stack drill drill-db drill-full drill-down lint unit integration molecule host-state test bench build
 
 host:
 	bash tests/stack/host.sh
@@ -91,3 +91,8 @@ test-log:
 
 bench: stack
 	$(VENV)/bin/python bench/downtime.py
+
+# Snapshot and restore throughput of MongoDB and Redis at three sizes, on servers of
+# its own (about 25 minutes).
+bench-datastores: host
+	$(VENV)/bin/python bench/datastores.py
