@@ -17,7 +17,17 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def validate_base_url(base_url):
     """Raise ValueError unless base_url is an http or https URL with a host."""
-    parsed = urllib.parse.urlsplit(base_url)
+    try:
+        parsed = urllib.parse.urlsplit(base_url)
+        # urlsplit checks the port only when it is read.
+        parsed.port  # noqa: B018
+    except ValueError as error:
+        # For example "Invalid IPv6 URL" for an unclosed "[", or a port that is
+        # not a number from 0 to 65535.
+        raise ValueError(
+            f"base_url {base_url!r} is not a valid URL ({error}); use a URL such as"
+            " 'http://127.0.0.1:18080'"
+        ) from None
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(
             f"base_url {base_url!r} is not an http or https URL with a host; "

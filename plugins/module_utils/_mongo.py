@@ -53,9 +53,10 @@ FILE_MODE = 0o600
 BATCH_BYTES = 16 * 1024 * 1024
 BYTES_PER_MIB = 1024 * 1024
 
+# \A and \Z rather than ^ and $, because $ also matches before a final line break.
 URI_PATTERN = re.compile(
-    r"^(?P<scheme>mongodb(?:\+srv)?)://(?:(?P<userinfo>[^@/]*)@)?"
-    r"(?P<hosts>[^/?]*)(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?$"
+    r"\A(?P<scheme>mongodb(?:\+srv)?)://(?:(?P<userinfo>[^@/]*)@)?"
+    r"(?P<hosts>[^/?]*)(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?\Z"
 )
 
 
@@ -169,6 +170,8 @@ def compile_namespace_pattern(pattern: str):
 
     ``*`` matches any run of characters, including none and including dots, and
     ``\\*`` is a literal asterisk, as in mongorestore's --nsInclude and --nsExclude.
+    The pattern must match the whole namespace: ``\\Z`` is used rather than ``$``,
+    which also matches before a final line break.
     """
     parts = []
     index = 0
@@ -180,7 +183,7 @@ def compile_namespace_pattern(pattern: str):
             continue
         parts.append(".*" if char == "*" else re.escape(char))
         index += 1
-    return re.compile("^" + "".join(parts) + "$")
+    return re.compile(r"\A" + "".join(parts) + r"\Z", re.DOTALL)
 
 
 def namespace_selected(namespace: str, include=None, exclude=None) -> bool:
@@ -651,13 +654,34 @@ def uri_for_tools(uri):
     return result
 
 
+# Characters that yaml_quoted writes as \u escapes. PyYAML 6 rejects the C0 and C1
+# controls, DEL, U+FFFE and U+FFFF, and reads U+0085 as a line break that it folds
+# into a space. YAML also counts U+2028 and U+2029 as line breaks, so they are
+# escaped along with the byte order mark, and surrogates have no UTF-8 form.
+_YAML_UNSAFE = re.compile(
+    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+    "\U00010000-\U0010ffff]"
+)
+
+
+def yaml_quoted(text: str) -> str:
+    """Return text as a YAML double-quoted scalar that PyYAML reads back unchanged.
+
+    json.dumps escapes the quote, the backslash and the C0 controls, and YAML reads
+    those escapes the same way. Characters outside the Basic Multilingual Plane
+    stay as they are, because YAML reads the surrogate pair that json.dumps would
+    write for them as two lone surrogates. The file must then be written as UTF-8.
+    """
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _YAML_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", quoted)
+
+
 def write_tools_config(directory, uri):
-    """Write a 0600 YAML config file with the URI for --config and return its path."""
+    """Write a 0600 UTF-8 YAML config file with the URI for --config, return its path."""
     path = os.path.join(directory, "config.yml")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as stream:
-        # A JSON string is a valid YAML scalar, with every character escaped.
-        stream.write(f"uri: {json.dumps(uri_for_tools(uri))}\n")
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(f"uri: {yaml_quoted(uri_for_tools(uri))}\n")
     return path
 
 

@@ -39,6 +39,14 @@ _SHELL_METACHARACTERS = frozenset("|&;<>()$`\\\"'*?[]{}!#~=")
 IMAGE_ID = re.compile(r"\A(?:sha256:)?[0-9a-f]{64}\Z")
 
 _EXPECTED_FORM = "expected the form vMAJOR.MINOR.PATCH, e.g. v0.9.5"
+
+# The maximum length of a version, which is the maximum length of a Docker tag. A
+# longer version can never name an image. The limit also keeps int() below the
+# 4300-digit limit of Python 3.11 on integer conversion from strings.
+MAX_VERSION_LENGTH = 128
+# Messages show a value in full up to this many characters and cut longer ones, so
+# that a pathological value does not flood the task output.
+_MAX_SHOWN_LENGTH = 4096
 _EXPLICIT_VERSION_HINT = "pass the version explicitly (-e version=vX.Y.Z)"
 
 
@@ -122,8 +130,11 @@ class SemanticVersion:
 
 
 def parse_version(text) -> SemanticVersion | None:
-    """Parse ``vMAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]``, or return None if invalid."""
-    if not isinstance(text, str):
+    """Parse ``vMAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]``, or return None if invalid.
+
+    A text longer than MAX_VERSION_LENGTH is invalid.
+    """
+    if not isinstance(text, str) or len(text) > MAX_VERSION_LENGTH:
         return None
     match = SEMANTIC_VERSION.match(text)
     if match is None:
@@ -142,14 +153,19 @@ def parse_version(text) -> SemanticVersion | None:
 
 def is_release(text) -> bool:
     """Return whether ``text`` is exactly ``vMAJOR.MINOR.PATCH``."""
-    return isinstance(text, str) and RELEASE_VERSION.match(text) is not None
+    return (
+        isinstance(text, str)
+        and len(text) <= MAX_VERSION_LENGTH
+        and RELEASE_VERSION.match(text) is not None
+    )
 
 
 def sort_versions(versions) -> list[str]:
     """Return the distinct semantic versions in ``versions``, oldest first.
 
-    Strings that are not semantic versions are left out. Versions of equal
-    precedence (differing only in build metadata) are ordered by their text.
+    Strings that are not semantic versions, including those longer than
+    MAX_VERSION_LENGTH, are left out. Versions of equal precedence (differing only
+    in build metadata) are ordered by their text.
     """
     parsed = {text: parse_version(text) for text in versions}
     valid = [(key, text) for text, key in parsed.items() if key is not None]
@@ -161,6 +177,13 @@ def format_known_versions(known_versions) -> str:
     """Format the ``known versions: ...`` suffix of error messages."""
     listed = ", ".join(known_versions) if known_versions else "none"
     return f"known versions: {listed}"
+
+
+def shown_value(value) -> str:
+    """Return the repr of ``value``, cut after _MAX_SHOWN_LENGTH characters."""
+    if isinstance(value, str) and len(value) > _MAX_SHOWN_LENGTH:
+        return f"{value[:_MAX_SHOWN_LENGTH]!r}... (cut)"
+    return repr(value)
 
 
 def validate_release_version(value, known_versions) -> str:
@@ -184,6 +207,13 @@ def validate_release_version(value, known_versions) -> str:
         raise InvalidVersionError(
             f"version {value!r} is not allowed because it does not name a fixed"
             f" release, {_EXPECTED_FORM}; {suffix}",
+            known,
+        )
+    if len(value) > MAX_VERSION_LENGTH:
+        raise InvalidVersionError(
+            f"version {shown_value(value)} is {len(value)} characters long, more than"
+            f" the maximum of {MAX_VERSION_LENGTH} (the maximum length of a Docker"
+            f" tag), {_EXPECTED_FORM}; {suffix}",
             known,
         )
     if any(

@@ -52,7 +52,10 @@ options:
     required: true
     suboptions:
       name:
-        description: Name of the snapshot, the folder under C(datastores/).
+        description:
+          - Name of the snapshot, the folder under C(datastores/).
+          - A plain file name that matches C([A-Za-z0-9_][A-Za-z0-9_.-]{0,63}), as
+            the role C(capture_state) names the snapshots.
         type: str
         required: true
       kind:
@@ -174,12 +177,17 @@ rejected:
 import datetime
 import json
 import os
+import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.truebond.rollback.plugins.module_utils._files import (
     sha256_file,
 )
+
+# A snapshot name is a plain file name, the folder under datastores/. The role
+# capture_state checks the snapshot names it writes against the same pattern.
+STORE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 
 
 class Unusable(Exception):
@@ -206,6 +214,10 @@ def check_files(folder, files, verify_checksums):
     # listed file out of the snapshot folder.
     real_folder = os.path.realpath(folder)
     for relative, expected in sorted(files.items()):
+        if "\x00" in relative:
+            raise Unusable(
+                f"snapshot.json lists a file name with a NUL byte: {relative!r}"
+            )
         full = os.path.join(folder, relative)
         if not os.path.realpath(full).startswith(real_folder + os.sep):
             raise Unusable(f"snapshot.json lists {relative!r}, outside {folder}")
@@ -345,6 +357,18 @@ def select(params, now=None):
     }, rejected
 
 
+def check_store_names(stores):
+    """Raise ValueError naming the first store whose name is not a plain file name."""
+    for store in stores:
+        name = store["name"]
+        if not STORE_NAME.match(name):
+            raise ValueError(
+                f"stores name {name!r} is not a valid snapshot name; use 1 to 64"
+                " letters, digits, '_', '.' or '-', starting with a letter, digit or"
+                " '_', as the folder under datastores/ is named, for example 'cache'"
+            )
+
+
 def describe_rejected(rejected):
     return "; ".join(f"{item['path']}: {item['reason']}" for item in rejected) or "none"
 
@@ -381,6 +405,10 @@ def main():
     params = module.params
     if not params["stores"]:
         module.fail_json(msg="stores is empty: name at least one snapshot to restore")
+    try:
+        check_store_names(params["stores"])
+    except ValueError as error:
+        module.fail_json(msg=str(error))
     where = params["path"] or params["root"]
     try:
         result, rejected = select(params)

@@ -600,6 +600,11 @@ def verify_folder(root, exclude):
 def document_path(root, relative):
     """Return the absolute path of a document, which must stay inside root."""
     cleaned = str(relative).strip()
+    if "\x00" in cleaned:
+        raise ManifestError(
+            f"documents key {relative!r} contains a NUL byte, which no file name"
+            " can contain; remove it from the key"
+        )
     parts = cleaned.split("/")
     if not cleaned or cleaned.startswith("/") or ".." in parts or "" in parts:
         raise ManifestError(
@@ -647,6 +652,11 @@ def read_copies(copies):
     missing = []
     for copy in copies:
         source = copy["src"]
+        if "\x00" in source:
+            raise ManifestError(
+                f"copies src {source!r} contains a NUL byte, which no path can"
+                " contain; remove it from the path"
+            )
         if not os.path.isabs(source):
             raise ManifestError(f"copies src {source!r} must be an absolute path")
         try:

@@ -46,15 +46,22 @@ options:
     type: path
     required: true
   dbfilename:
-    description: Name of the RDB file in O(data_dir) (C(CONFIG GET dbfilename)).
+    description:
+      - Name of the RDB file in O(data_dir) (C(CONFIG GET dbfilename)).
+      - A plain file name. A name with C(/) or a NUL byte, and C(.) or C(..), are
+        rejected.
     type: str
     default: dump.rdb
   appenddirname:
-    description: Name of the Redis 7 append-only folder in O(data_dir).
+    description:
+      - Name of the Redis 7 append-only folder in O(data_dir).
+      - A plain file name, as for O(dbfilename).
     type: str
     default: appendonlydir
   appendfilename:
-    description: Name of the single append-only file of Redis 6 and older.
+    description:
+      - Name of the single append-only file of Redis 6 and older.
+      - A plain file name, as for O(dbfilename).
     type: str
     default: appendonly.aof
   host:
@@ -67,18 +74,23 @@ options:
     default: 6379
   owner:
     description:
-      - Owner of the restored file. Defaults to the owner of the file it replaces,
-        else the owner of O(data_dir).
+      - Owner of the restored file, as a user name or a numeric ID in ASCII digits
+        from 0 to 4294967294. Defaults to the owner of the file it replaces, else
+        the owner of O(data_dir).
     type: str
   group:
     description:
-      - Group of the restored file. Defaults to the group of the file it replaces,
-        else the group of O(data_dir).
+      - Group of the restored file, as a group name or a numeric ID in ASCII digits
+        from 0 to 4294967294. Defaults to the group of the file it replaces, else
+        the group of O(data_dir).
     type: str
   mode:
     description:
-      - Mode of the restored file, as an octal string such as C('0660'). Defaults to
-        the mode of the file it replaces, else C('0600').
+      - Mode of the restored file, as an octal string such as C('0660') or an
+        integer, from C('0000') to C('0777'). Defaults to the mode of the file it
+        replaces, else C('0600').
+      - Setuid, setgid and the sticky bit are rejected, and so are negative
+        numbers and booleans.
     type: raw
   check_rdb:
     description:
@@ -160,6 +172,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -175,6 +188,15 @@ from ansible_collections.truebond.rollback.plugins.module_utils._files import (
 )
 
 CHECK_RDB_TIMEOUT = 600
+
+# Redis takes dbfilename, appenddirname and appendfilename as plain names inside its
+# data folder, so a name that could lead elsewhere is rejected.
+FILE_NAME_OPTIONS = ("dbfilename", "appenddirname", "appendfilename")
+# The maximum user and group ID on Linux. 2**32 - 1 is reserved as "no change" for
+# chown(2), and os.chown raises OverflowError above it.
+MAX_ID = 2**32 - 2
+MAX_MODE = 0o777
+OCTAL_MODE = re.compile(r"[0-7]{1,4}\Z")
 
 
 class RestoreError(Exception):
@@ -264,34 +286,99 @@ def check_rdb_file(path, program) -> str:
     return output
 
 
+def check_file_name(option, name) -> None:
+    """Raise RestoreError unless name is a plain file name inside the data folder."""
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or "/" in name
+        or "\x00" in name
+    ):
+        raise RestoreError(
+            f"{option} {name!r} is not a plain file name in the data folder; give"
+            f" the name as CONFIG GET {option} returns it, without '/' or a NUL byte"
+            " and not '', '.' or '..'"
+        )
+
+
+def lookup_id(option, value, account, lookup) -> int:
+    """Return the ID that value names: ASCII digits, or an account name for lookup.
+
+    ``account`` is "user" or "group", for the messages.
+    """
+    text = str(value)
+    if "\x00" in text:
+        raise RestoreError(
+            f"{option} {value!r} contains a NUL byte; give a {account} name or a"
+            " numeric ID"
+        )
+    # str.isdigit() alone also accepts digits outside ASCII, such as U+0663, which
+    # int() would turn into another account's ID.
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        if number > MAX_ID:
+            raise RestoreError(
+                f"{option} {value!r} is larger than the maximum ID {MAX_ID}; give a"
+                f" {account} name or a numeric ID from 0 to {MAX_ID}"
+            )
+        return number
+    try:
+        return lookup(text)
+    except KeyError:
+        raise RestoreError(f"{option} {value!r} not found on this host") from None
+
+
+def user_id(owner) -> int:
+    return lookup_id("owner", owner, "user", lambda name: pwd.getpwnam(name).pw_uid)
+
+
+def group_id(group) -> int:
+    return lookup_id("group", group, "group", lambda name: grp.getgrnam(name).gr_gid)
+
+
 def resolve_owner(owner, group, existing: os.stat_result):
     """Return (uid, gid) from names or numbers, defaulting to the existing file's."""
-    uid = existing.st_uid
-    gid = existing.st_gid
-    if owner:
-        try:
-            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(owner).pw_uid
-        except KeyError:
-            raise RestoreError(f"owner {owner!r} not found on this host") from None
-    if group:
-        try:
-            gid = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
-        except KeyError:
-            raise RestoreError(f"group {group!r} not found on this host") from None
+    uid = user_id(owner) if owner else existing.st_uid
+    gid = group_id(group) if group else existing.st_gid
     return uid, gid
 
 
 def parse_mode(mode, default: int) -> int:
+    """Return mode as an int from 0o000 to 0o777, or default when mode is unset.
+
+    Setuid, setgid and the sticky bit are rejected, since an RDB file needs none.
+    """
     if mode is None or mode == "":
         return default
-    if isinstance(mode, int):
-        return mode
-    try:
-        return int(str(mode), 8)
-    except ValueError:
+    problem = f"mode {mode!r} is not an octal permission mode from 0000 to 0777"
+    fix = "give a quoted octal string such as '0660'"
+    if isinstance(mode, bool) or not isinstance(mode, (int, str)):
+        raise RestoreError(f"{problem}; {fix}")
+    if isinstance(mode, str):
+        if not OCTAL_MODE.match(mode):
+            raise RestoreError(f"{problem}; {fix}")
+        value = int(mode, 8)
+    else:
+        value = mode
+    if value < 0:
+        raise RestoreError(f"{problem} because it is negative; {fix}")
+    if value > MAX_MODE:
         raise RestoreError(
-            f"mode {mode!r} is not an octal mode such as '0660'"
-        ) from None
+            f"{problem} because it is octal {value:o}, which sets setuid, setgid or"
+            f" the sticky bit or is larger than 7777; {fix}"
+        )
+    return value
+
+
+def check_params(params) -> None:
+    """Check the file names, owner, group and mode before anything is read."""
+    for option in FILE_NAME_OPTIONS:
+        check_file_name(option, params[option])
+    if params["owner"]:
+        user_id(params["owner"])
+    if params["group"]:
+        group_id(params["group"])
+    parse_mode(params["mode"], 0o600)
 
 
 def _fsync_directory(directory) -> None:
@@ -313,6 +400,8 @@ def _unique(path) -> str:
 
 def plan_restore(params, snapshot, stamp) -> dict:
     """Work out the target file, the kept file and the files to move aside."""
+    for option in FILE_NAME_OPTIONS:
+        check_file_name(option, params[option])
     data_dir = params["data_dir"]
     rdb_path = os.path.join(data_dir, params["dbfilename"])
     replaced = None
@@ -320,8 +409,6 @@ def plan_restore(params, snapshot, stamp) -> dict:
         replaced = _unique(f"{rdb_path}.{stamp}.replaced")
     aside = {}
     for name in (params["appenddirname"], params["appendfilename"]):
-        if not name:
-            continue
         path = os.path.join(data_dir, name)
         if os.path.lexists(path):
             aside[path] = _unique(f"{path}.{stamp}.aside")
@@ -391,6 +478,7 @@ def move_aside(plan) -> None:
 
 def restore(params, check_mode, warn, stamp=None) -> dict:
     """Check the snapshot and, unless in check mode, put its RDB file in place."""
+    check_params(params)
     snapshot = load_snapshot(params["src"])
     if not os.path.isdir(params["data_dir"]):
         raise RestoreError(f"data folder {params['data_dir']!r} not found")

@@ -324,7 +324,8 @@ from ansible.module_utils.basic import AnsibleModule
 DEFAULT_PATH = "/var/lock/truebond-rollback.lock"
 LOCK_FORMAT = 1
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# \Z rather than $, because $ also matches before a final line break.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
 REQUIRED_KEYS = ("holder", "procedure", "since", "expires", "run_id")
 
 
@@ -862,6 +863,12 @@ def check_params(params):
             "run_id is missing, and state=released requires it. Pass the run_id"
             " that the acquiring task returned."
         )
+    path = params.get("path")
+    if path is not None and "\x00" in path:
+        raise LockError(
+            f"path {path!r} contains a NUL byte, which no file path can contain."
+            f" Set path to the lock file, such as {DEFAULT_PATH}."
+        )
     run_id = params["run_id"]
     if run_id and not RUN_ID_PATTERN.match(run_id):
         raise LockError(
@@ -879,8 +886,8 @@ def check_params(params):
 
 def run_module(module):
     params = module.params
-    path = os.path.abspath(params["path"])
     check_params(params)
+    path = os.path.abspath(params["path"])
     if params["state"] == "acquired":
         return acquire(path, params, module.check_mode)
     if params["state"] == "released":

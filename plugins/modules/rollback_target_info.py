@@ -22,8 +22,8 @@ options:
   version:
     description:
       - Release version to switch to, for example C(v0.9.5).
-      - C(latest), pre-releases, and values with whitespace or shell
-        metacharacters are rejected.
+      - C(latest), pre-releases, values with whitespace or shell
+        metacharacters, and values longer than 128 characters are rejected.
       - When omitted, the previous release before the running version is chosen.
     type: str
   running_image:
@@ -51,6 +51,8 @@ options:
       - Each item is a tag (C(v0.9.5)) or a full reference (C(truebond-backend:v0.9.5),
         as in the C(RepoTags) of C(docker image inspect)). Full references of other
         repositories are ignored.
+      - Tags longer than 128 characters, the maximum length of a Docker tag, are
+        ignored.
     type: list
     elements: str
     default: []

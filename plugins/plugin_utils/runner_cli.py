@@ -337,7 +337,9 @@ OPTION_BUILDERS = {
     "drill": add_drill_options,
 }
 
-VERSION_PATTERN = re.compile(r"^v\d+\.\d+\.\d+$")
+# ASCII digits and \Z, because \d also matches other scripts' digits and $ also
+# matches before a final line break.
+VERSION_PATTERN = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+\Z")
 
 
 def release_version(text: str) -> str:

@@ -107,6 +107,8 @@ def test_parse_version_fields():
         pytest.param("latest", id="latest"),
         pytest.param(None, id="none"),
         pytest.param(100, id="integer"),
+        pytest.param("v" + "1" * 4301 + ".0.0-rc", id="over-int-digit-limit"),
+        pytest.param("v1.0.0-" + "a" * 122, id="over-max-length"),
     ],
 )
 def test_parse_version_rejects(text):
@@ -125,6 +127,7 @@ def test_parse_version_rejects(text):
         pytest.param("1.0.0", False, id="missing-v"),
         pytest.param("latest", False, id="latest"),
         pytest.param(None, False, id="none"),
+        pytest.param("v" + "1" * 125 + ".0.0", False, id="over-max-length"),
     ],
 )
 def test_is_release(text, expected):
@@ -292,6 +295,37 @@ def test_validate_release_version_rejects(value, message):
         validate_release_version(value, KNOWN)
     assert str(error.value) == f"{message}; {KNOWN_SUFFIX}"
     assert error.value.known_versions == KNOWN
+
+
+def test_validate_release_version_accepts_max_length():
+    value = "v" + "1" * 123 + ".0.0"
+    assert len(value) == 128
+    assert validate_release_version(value, KNOWN) == value
+
+
+def test_validate_release_version_rejects_too_long():
+    value = "v1.0.0" + "0" * 123
+    with pytest.raises(InvalidVersionError) as error:
+        validate_release_version(value, KNOWN)
+    assert str(error.value) == (
+        f"version {value!r} is 129 characters long, more than the maximum of 128"
+        f" (the maximum length of a Docker tag), {EXPECTED_FORM}; {KNOWN_SUFFIX}"
+    )
+
+
+def test_validate_release_version_cuts_huge_value():
+    value = "v" + "1" * 5000 + ".0.0-rc"
+    with pytest.raises(InvalidVersionError) as error:
+        validate_release_version(value, KNOWN)
+    shown = repr("v" + "1" * 4095)
+    assert str(error.value).startswith(
+        f"version {shown}... (cut) is 5008 characters long, more than the maximum"
+    )
+
+
+def test_sort_versions_drops_too_long():
+    huge = "v" + "1" * 4301 + ".0.0"
+    assert sort_versions(["v1.0.0", huge]) == ["v1.0.0"]
 
 
 def test_validate_release_version_without_known_versions():

@@ -9,6 +9,7 @@ import json
 
 import bson
 import pytest
+import yaml
 from ansible_collections.truebond.rollback.plugins.module_utils import _mongo
 
 
@@ -84,6 +85,8 @@ def test_uri_for_tools(uri, expected):
         pytest.param("app.a\\*b", "app.a*b", True, id="escaped-star"),
         pytest.param("app.a\\*b", "app.axb", False, id="escaped-star-literal"),
         pytest.param("app.u?ers", "app.users", False, id="question-mark-literal"),
+        pytest.param("app.users", "app.users\n", False, id="exact-trailing-newline"),
+        pytest.param("app.*", "app.a\nb", True, id="star-crosses-line-break"),
     ],
 )
 def test_namespace_pattern(pattern, namespace, matches):
@@ -101,6 +104,43 @@ def test_namespace_pattern(pattern, namespace, matches):
 )
 def test_namespace_selected(include, exclude, selected):
     assert _mongo.namespace_selected("app.users", include, exclude) is selected
+
+
+def test_namespace_selected_rejects_trailing_newline():
+    assert _mongo.namespace_selected("app.users\n", include=["app.users"]) is False
+
+
+def test_uri_with_trailing_newline_kept_for_tools():
+    uri = "mongodb://u:p@127.0.0.1/app?x=1\n"
+    assert _mongo.uri_for_tools(uri) == uri
+
+
+@pytest.mark.parametrize(
+    "uri, written",
+    [
+        pytest.param(
+            "mongodb://u:p\U00010000@127.0.0.1/app",
+            'uri: "mongodb://u:p\U00010000@127.0.0.1/?authSource=app"\n',
+            id="outside-bmp-as-utf8",
+        ),
+        pytest.param(
+            "mongodb://u:p\u00e9\u0085\u2028\x9f@127.0.0.1/",
+            'uri: "mongodb://u:p\u00e9\\u0085\\u2028\\u009f@127.0.0.1/"\n',
+            id="yaml-unsafe-escaped",
+        ),
+        pytest.param(
+            'mongodb://u:"\nuri: x@127.0.0.1/',
+            'uri: "mongodb://u:\\"\\nuri: x@127.0.0.1/"\n',
+            id="quote-and-newline-escaped",
+        ),
+    ],
+)
+def test_write_tools_config_round_trip(tmp_path, uri, written):
+    path = _mongo.write_tools_config(str(tmp_path), uri)
+    data = (tmp_path / "config.yml").read_bytes()
+    assert path == str(tmp_path / "config.yml")
+    assert data.decode("utf-8") == written
+    assert yaml.safe_load(data.decode("utf-8")) == {"uri": _mongo.uri_for_tools(uri)}
 
 
 @pytest.mark.parametrize(

@@ -400,6 +400,12 @@ def list_absolute_file(folder):
     write_json(folder / "datastores" / "main" / "snapshot.json", snapshot)
 
 
+def list_file_with_nul(folder):
+    snapshot = read_snapshot(folder, "main")
+    snapshot["files"]["dump\x00.rdb"] = {"bytes": 1, "sha256": "0" * 64}
+    write_json(folder / "datastores" / "main" / "snapshot.json", snapshot)
+
+
 MAIN = "{folder}/datastores/main"
 CACHE = "{folder}/datastores/cache"
 
@@ -556,6 +562,12 @@ REJECTION_CASES = [
         {},
         f"snapshot.json lists '/etc/hostname', outside {MAIN}",
         id="file-absolute-path",
+    ),
+    pytest.param(
+        list_file_with_nul,
+        {},
+        "snapshot.json lists a file name with a NUL byte: 'dump\\x00.rdb'",
+        id="file-name-nul",
     ),
     pytest.param(
         lambda folder: None,
@@ -858,6 +870,34 @@ def test_main_missing_root_message(tmp_path, capsys):
             "value of kind must be one of: mongodb, redis, atlas, got: postgres "
             "found in stores",
             id="unknown-kind",
+        ),
+        pytest.param(
+            {
+                "root": "/backup",
+                "stores": [
+                    {"name": "main", "kind": "mongodb"},
+                    {"name": "../../backup-b/datastores/cache", "kind": "redis"},
+                ],
+            },
+            "stores name '../../backup-b/datastores/cache' is not a valid snapshot"
+            " name; use 1 to 64 letters, digits, '_', '.' or '-', starting with a"
+            " letter, digit or '_', as the folder under datastores/ is named, for"
+            " example 'cache'",
+            id="store-name-with-slash",
+        ),
+        pytest.param(
+            {"root": "/backup", "stores": [{"name": "..", "kind": "redis"}]},
+            "stores name '..' is not a valid snapshot name; use 1 to 64 letters,"
+            " digits, '_', '.' or '-', starting with a letter, digit or '_', as the"
+            " folder under datastores/ is named, for example 'cache'",
+            id="store-name-parent",
+        ),
+        pytest.param(
+            {"root": "/backup", "stores": [{"name": "cache\n", "kind": "redis"}]},
+            "stores name 'cache\\n' is not a valid snapshot name; use 1 to 64"
+            " letters, digits, '_', '.' or '-', starting with a letter, digit or"
+            " '_', as the folder under datastores/ is named, for example 'cache'",
+            id="store-name-trailing-newline",
         ),
     ],
 )

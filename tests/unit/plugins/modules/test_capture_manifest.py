@@ -576,3 +576,27 @@ def test_copies_missing_source_fails(tmp_path, capsys):
         "copies src '/nonexistent/x' does not exist; fix the path or set "
         "missing=skip for a file that is optional"
     )
+
+
+def test_documents_key_with_nul_rejected(tmp_path, capsys):
+    result = run_main({"path": str(tmp_path), "documents": {"a\x00b": "x"}}, capsys)
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "documents key 'a\\x00b' contains a NUL byte, which no file name can"
+        " contain; remove it from the key"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_copies_src_with_nul_rejected(tmp_path, capsys):
+    result = run_main(
+        {"path": str(tmp_path), "copies": [{"src": "/tmp/a\x00b", "dest": "copy"}]},
+        capsys,
+    )
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "copies src '/tmp/a\\x00b' contains a NUL byte, which no path can contain;"
+        " remove it from the path"
+    )

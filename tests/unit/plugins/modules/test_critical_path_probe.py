@@ -126,6 +126,24 @@ def make_params(**overrides):
             id="ftp-url",
         ),
         pytest.param(
+            {"base_url": "http://["},
+            "base_url 'http://[' is not a valid URL (Invalid IPv6 URL); use a URL"
+            " such as 'http://127.0.0.1:18080'",
+            id="unclosed-ipv6-bracket",
+        ),
+        pytest.param(
+            {"base_url": "A://]"},
+            "base_url 'A://]' is not a valid URL (Invalid IPv6 URL); use a URL such"
+            " as 'http://127.0.0.1:18080'",
+            id="closing-bracket-only",
+        ),
+        pytest.param(
+            {"base_url": "http://127.0.0.1:99999"},
+            "base_url 'http://127.0.0.1:99999' is not a valid URL (Port out of range"
+            " 0-65535); use a URL such as 'http://127.0.0.1:18080'",
+            id="port-out-of-range",
+        ),
+        pytest.param(
             {"timeout": 0},
             "timeout must be greater than 0, got 0",
             id="zero-timeout",

@@ -375,3 +375,219 @@ def test_verify_times_out_when_redis_down(snapshot_dir, capsys):
         " failed: Redis at 127.0.0.1:16419 was not ready within 0 s. Last error: "
         "could not connect to Redis at 127.0.0.1:16419: "
     )
+
+
+def make_plain_snapshot(folder):
+    """Write a Redis snapshot folder by hand, for tests that need no server."""
+    data = b"REDIS0011"
+    folder.mkdir()
+    (folder / "dump.rdb").write_bytes(data)
+    (folder / "snapshot.json").write_text(
+        json.dumps(
+            {
+                "kind": "redis",
+                "format": 1,
+                "complete": True,
+                "rdb_file": "dump.rdb",
+                "files": {
+                    "dump.rdb": {
+                        "bytes": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                    }
+                },
+            }
+        )
+    )
+
+
+def file_name_message(option, name):
+    return (
+        f"{option} {name!r} is not a plain file name in the data folder; give the"
+        f" name as CONFIG GET {option} returns it, without '/' or a NUL byte and not"
+        " '', '.' or '..'"
+    )
+
+
+@pytest.mark.parametrize("option", redis_restore.FILE_NAME_OPTIONS)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("", id="empty"),
+        pytest.param(".", id="dot"),
+        pytest.param("..", id="dot-dot"),
+        pytest.param("/", id="root"),
+        pytest.param("../dump.rdb", id="parent"),
+        pytest.param("/var/lib/redis/dump.rdb", id="absolute"),
+        pytest.param("a\x00b", id="nul"),
+    ],
+)
+def test_plan_restore_rejects_file_name(tmp_path, option, name):
+    params = restore_params(tmp_path, tmp_path, 9, **{option: name})
+    with pytest.raises(redis_restore.RestoreError) as caught:
+        redis_restore.plan_restore(params, {"rdb_file": "dump.rdb"}, STAMP)
+    assert str(caught.value) == file_name_message(option, name)
+
+
+def test_main_rejects_dbfilename_outside_data_dir(tmp_path, capsys):
+    make_plain_snapshot(tmp_path / "snapshot")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    args = {
+        "src": str(tmp_path / "snapshot"),
+        "data_dir": str(data_dir),
+        "dbfilename": "../dump.rdb",
+        # Nothing listens on the discard port, so Redis counts as stopped.
+        "port": 9,
+        "check_rdb": False,
+    }
+
+    result = run_module(redis_restore, args, capsys)
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        f"Redis restore of {str(tmp_path / 'snapshot')!r} into"
+        f" {str(data_dir / '../dump.rdb')!r} failed: "
+        + file_name_message("dbfilename", "../dump.rdb")
+    )
+    assert sorted(os.listdir(tmp_path)) == ["data", "snapshot"]
+    assert os.listdir(data_dir) == []
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        pytest.param(None, 0o640, id="unset"),
+        pytest.param("", 0o640, id="empty"),
+        pytest.param("0660", 0o660, id="string-with-zero"),
+        pytest.param("600", 0o600, id="string-without-zero"),
+        pytest.param("0000", 0, id="string-no-access"),
+        pytest.param(0o644, 0o644, id="integer"),
+        pytest.param(0o777, 0o777, id="integer-max"),
+    ],
+)
+def test_parse_mode_accepts(mode, expected):
+    assert redis_restore.parse_mode(mode, 0o640) == expected
+
+
+MODE_FIX = "give a quoted octal string such as '0660'"
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        pytest.param(
+            "-1",
+            f"mode '-1' is not an octal permission mode from 0000 to 0777; {MODE_FIX}",
+            id="negative-string",
+        ),
+        pytest.param(
+            -1,
+            "mode -1 is not an octal permission mode from 0000 to 0777 because it is"
+            f" negative; {MODE_FIX}",
+            id="negative-integer",
+        ),
+        pytest.param(
+            "4755",
+            "mode '4755' is not an octal permission mode from 0000 to 0777 because it"
+            " is octal 4755, which sets setuid, setgid or the sticky bit or is larger"
+            f" than 7777; {MODE_FIX}",
+            id="setuid",
+        ),
+        pytest.param(
+            0o1777,
+            "mode 1023 is not an octal permission mode from 0000 to 0777 because it"
+            " is octal 1777, which sets setuid, setgid or the sticky bit or is larger"
+            f" than 7777; {MODE_FIX}",
+            id="sticky-integer",
+        ),
+        pytest.param(
+            True,
+            f"mode True is not an octal permission mode from 0000 to 0777; {MODE_FIX}",
+            id="boolean",
+        ),
+        pytest.param(
+            "0o660",
+            "mode '0o660' is not an octal permission mode from 0000 to 0777;"
+            f" {MODE_FIX}",
+            id="python-prefix",
+        ),
+        pytest.param(
+            "0668",
+            f"mode '0668' is not an octal permission mode from 0000 to 0777; {MODE_FIX}",
+            id="digit-eight",
+        ),
+        pytest.param(
+            "rw",
+            f"mode 'rw' is not an octal permission mode from 0000 to 0777; {MODE_FIX}",
+            id="symbolic",
+        ),
+        pytest.param(
+            6.5,
+            f"mode 6.5 is not an octal permission mode from 0000 to 0777; {MODE_FIX}",
+            id="float",
+        ),
+    ],
+)
+def test_parse_mode_rejects(mode, message):
+    with pytest.raises(redis_restore.RestoreError) as caught:
+        redis_restore.parse_mode(mode, 0o600)
+    assert str(caught.value) == message
+
+
+EXISTING = os.stat_result((0o100600, 0, 0, 1, 1000, 1001, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    "owner, group, expected",
+    [
+        pytest.param(None, None, (1000, 1001), id="defaults"),
+        pytest.param("0", "0", (0, 0), id="numeric"),
+        pytest.param("root", "root", (0, 0), id="names"),
+        pytest.param("4294967294", None, (4294967294, 1001), id="max-id"),
+    ],
+)
+def test_resolve_owner_accepts(owner, group, expected):
+    assert redis_restore.resolve_owner(owner, group, EXISTING) == expected
+
+
+@pytest.mark.parametrize(
+    "owner, group, message",
+    [
+        pytest.param(
+            "99999999999999999999",
+            None,
+            "owner '99999999999999999999' is larger than the maximum ID 4294967294;"
+            " give a user name or a numeric ID from 0 to 4294967294",
+            id="owner-too-large",
+        ),
+        pytest.param(
+            None,
+            "4294967295",
+            "group '4294967295' is larger than the maximum ID 4294967294; give a"
+            " group name or a numeric ID from 0 to 4294967294",
+            id="group-too-large",
+        ),
+        pytest.param(
+            "\u0663",
+            None,
+            "owner '\u0663' not found on this host",
+            id="owner-arabic-indic-digit",
+        ),
+        pytest.param(
+            None,
+            "\uff11",
+            "group '\uff11' not found on this host",
+            id="group-fullwidth-digit",
+        ),
+        pytest.param(
+            "ro\x00ot",
+            None,
+            "owner 'ro\\x00ot' contains a NUL byte; give a user name or a numeric ID",
+            id="owner-nul",
+        ),
+    ],
+)
+def test_resolve_owner_rejects(owner, group, message):
+    with pytest.raises(redis_restore.RestoreError) as caught:
+        redis_restore.resolve_owner(owner, group, EXISTING)
+    assert str(caught.value) == message

@@ -693,6 +693,12 @@ def test_main_acquire_info_release(tmp_path, capsys):
             id="bad-run-id",
         ),
         pytest.param(
+            {"procedure": "rollback_app", "run_id": "run-1\n"},
+            "run_id 'run-1\\n' is invalid. Use 1 to 128 letters, digits and the"
+            " characters . _ : -",
+            id="run-id-trailing-newline",
+        ),
+        pytest.param(
             {"procedure": "rollback_app", "ttl_minutes": 0},
             "ttl_minutes must be at least 1, got 0",
             id="zero-ttl",
@@ -709,6 +715,17 @@ def test_main_rejects_invalid_options(tmp_path, capsys, args, message):
     assert result["failed"] is True
     assert result["msg"] == message
     assert not (tmp_path / "x.lock").exists()
+
+
+def test_main_rejects_path_with_nul(tmp_path, capsys):
+    path = str(tmp_path / "a\x00b" / "x.lock")
+    result = run_main({"procedure": "rollback_app", "path": path}, capsys)
+    assert result["failed"] is True
+    assert result["msg"] == (
+        f"path {path!r} contains a NUL byte, which no file path can contain. Set"
+        " path to the lock file, such as /var/lock/truebond-rollback.lock."
+    )
+    assert os.listdir(tmp_path) == []
 
 
 def test_main_reports_unwritable_folder(tmp_path, capsys, monkeypatch):

@@ -114,6 +114,14 @@ def test_main_previous_release_from_image(capsys):
     assert "warnings" not in result
 
 
+def test_main_ignores_too_long_image_tag(capsys):
+    huge = "v" + "1" * 4301 + ".0.0"
+    result = run_main(drill_args(image_tags=[*DRILL_IMAGE_TAGS, huge]), capsys)
+    assert "failed" not in result
+    assert result["target_version"] == "v0.9.5"
+    assert result["image_versions"] == ["v0.9.5", "v1.0.0"]
+
+
 def test_main_requested_version_from_git(capsys):
     result = run_main(drill_args(version="v0.9.4"), capsys)
     assert result["target_version"] == "v0.9.4"
@@ -180,6 +188,14 @@ def test_main_check_mode_reports_same_result(capsys):
             "version '' is empty, expected the form vMAJOR.MINOR.PATCH, e.g. v0.9.5;"
             " known versions: v0.9.4, v0.9.5, v1.0.0",
             id="empty",
+        ),
+        pytest.param(
+            {"version": "v0.9.5-" + "a" * 122},
+            "version 'v0.9.5-" + "a" * 122 + "' is 129 characters long, more than"
+            " the maximum of 128 (the maximum length of a Docker tag), expected the"
+            " form vMAJOR.MINOR.PATCH, e.g. v0.9.5; known versions: v0.9.4, v0.9.5,"
+            " v1.0.0",
+            id="too-long",
         ),
         pytest.param(
             {"running_image": "truebond-backend:latest"},

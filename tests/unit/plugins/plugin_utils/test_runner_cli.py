@@ -388,6 +388,18 @@ def test_confirmation_prompt_answer(argv, passwords):
             id="version-without-v",
         ),
         pytest.param(
+            ["app", "--version", "v0.9.5\n"],
+            "argument --version: 'v0.9.5\\n' is not a release version; use "
+            "vMAJOR.MINOR.PATCH, such as v0.9.5",
+            id="version-trailing-newline",
+        ),
+        pytest.param(
+            ["app", "--version", "v\u0660.9.5"],
+            "argument --version: 'v\u0660.9.5' is not a release version; use "
+            "vMAJOR.MINOR.PATCH, such as v0.9.5",
+            id="version-non-ascii-digit",
+        ),
+        pytest.param(
             ["app", "--severity", "urgent"],
             "argument --severity: invalid choice: 'urgent' (choose from 'critical', "
             "'high', 'medium', 'low', 'unknown')",
