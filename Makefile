@@ -11,7 +11,7 @@ export DOCKER_BUILDKIT := 0
 PYTEST = $(VENV)/bin/pytest
 pytest = $(PYTEST) $(1) || [ $$? -eq 5 ]
 
-.PHONY: bench-datastores test-log host stack drill drill-db drill-full drill-down lint unit integration molecule host-state test bench build
+.PHONY: drill-scheduled bench-datastores test-log host stack drill drill-db drill-full drill-down lint unit integration molecule host-state test bench build
 
 host:
 	bash tests/stack/host.sh
@@ -39,6 +39,11 @@ drill-db drill-full: stack
 	  -e drop_new_collections=true -e severity=high \
 	  -e issue="Drill: the v1.0.0 migration breaks the data"
 	@bash tests/stack/stack.sh status
+
+# The scheduled drill: deploy the bad release, let the decision matrix detect it,
+# roll back, verify, and record the RTO in the drill history with the trend chart.
+drill-scheduled: stack
+	ansible-playbook playbooks/drill.yml
 
 drill-down:
 	bash tests/stack/stack.sh down
