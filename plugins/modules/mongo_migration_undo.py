@@ -11,9 +11,9 @@ description:
     documents written since the migration stay. This is the manual alternative to
     M(truebond.rollback.mongo_restore).
   - The steps run in this order, each only where there is something to do, so a
-    second run reports no change. Rename fields back (O(spec.rename_fields)), unset
-    fields (O(spec.unset)), drop indexes (O(spec.drop_indexes)), create indexes
-    (O(spec.create_indexes)) and drop collections (O(spec.drop_collections)).
+    second run reports no change. Rename fields back (C(spec.rename_fields)), unset
+    fields (C(spec.unset)), drop indexes (C(spec.drop_indexes)), create indexes
+    (C(spec.create_indexes)) and drop collections (C(spec.drop_collections)).
 version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:

@@ -17,7 +17,7 @@ description:
     compared with O(rto_objective_minutes). Without O(verified_at), the RTO is not
     measured and is written as null.
   - The data loss window (RPO) is measured when data was restored from a
-    snapshot: it is the time from the snapshot's O(restore.snapshot_taken_at) to
+    snapshot. It is the time from the snapshot's O(restore.snapshot_taken_at) to
     O(restore.restored_at), since writes made in between are replaced by the
     snapshot. It is compared with O(rpo_objective_minutes). Without O(restore),
     nothing was restored, so the RPO is written as null.
