@@ -163,7 +163,11 @@ databases:
   returned: always
   sample: {truebond: truebond}
 plan:
-  description: Each collection in scope, with its snapshot count and current count.
+  description:
+    - Each collection in scope, with its snapshot count and current count.
+    - The current count is the estimate from the collection metadata, so that large
+      collections are not scanned for the plan; the check after the restore counts
+      exactly.
   type: list
   elements: dict
   returned: always
@@ -288,7 +292,10 @@ def build_plan(client, snapshot, mapping, include, exclude):
                 name in current
                 and current[name].get("type", "collection") == "collection"
             ):
-                current_count = database[name].count_documents({})
+                # The plan only shows this count to the operator, so the count from
+                # the collection's metadata saves a full scan of large collections.
+                # The check after the restore counts exactly.
+                current_count = database[name].estimated_document_count()
             plan.append(
                 {
                     "namespace": f"{target_db}.{name}",
