@@ -85,7 +85,7 @@ options:
   exclude:
     description:
       - Folders never to choose, for example the capture of the current run, which
-        holds the data being rolled back.
+        contains the data being rolled back.
     type: list
     elements: path
     default: []
@@ -191,7 +191,7 @@ STORE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 
 
 class Unusable(Exception):
-    """The folder cannot serve as the backup; the message says why."""
+    """The folder cannot serve as the backup; the message gives the reason."""
 
 
 def parse_time(text):

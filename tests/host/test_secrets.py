@@ -9,11 +9,11 @@ timelines of the timeline callback, and the rollback logs, reports, manifests an
 notes in the incident folders for every password, API key and connection string the
 tests use.
 
-The captured state itself is excluded, because holding the secrets is its job: the
-copies of the env files (env/), the compose configuration as Compose resolves it
-(compose/resolved.yml), the containers' inspect output with their environment
-(containers.json) and the data-store snapshots (datastores/). The test checks
-instead that those files are private (mode 0600 in folders of mode 0700).
+The captured state itself is excluded, because it must keep the secrets to be
+restored from. It is the copies of the env files (env/), the compose configuration
+as Compose resolves it (compose/resolved.yml), the containers' inspect output with
+their environment (containers.json) and the data-store snapshots (datastores/). The
+test checks instead that those files are private (mode 0600 in folders of 0700).
 """
 
 from __future__ import annotations
