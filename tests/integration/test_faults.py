@@ -601,12 +601,12 @@ def test_app_concurrent_run_rejected(tmp_path):
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason=(
-        "SIGINT once the recreate stopped the old container leaves it exited and the"
-        " compose file on v0.9.5; the second run then reports 'truebond-backend"
-        " already runs v0.9.5; nothing to change.', exits 0 and leaves the backend"
-        " down"
+        "SIGINT once the recreate stopped the old container can leave no container"
+        " named truebond-backend (Compose renames the old one while it recreates),"
+        " and the rerun then exits 0 without a backend; whether it does depends on"
+        " where the signal lands"
     ),
 )
 def test_app_sigint_in_switch_then_rerun():
