@@ -28,6 +28,7 @@ version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - truebond.rollback.redis
 attributes:
   check_mode:
     support: full
@@ -41,20 +42,6 @@ attributes:
 requirements:
   - redis (redis-py) on the host that runs the module.
 options:
-  host:
-    description: Host name or address of Redis.
-    type: str
-    default: 127.0.0.1
-  port:
-    description: TCP port of Redis.
-    type: int
-    default: 6379
-  username:
-    description: ACL user name. Empty uses the default user.
-    type: str
-  password:
-    description: Password of the Redis user. Empty connects without AUTH.
-    type: str
   dest:
     description:
       - Snapshot folder. It is created with mode 0700 when missing, and the copied

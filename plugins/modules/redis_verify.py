@@ -22,6 +22,7 @@ version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - truebond.rollback.redis
 attributes:
   check_mode:
     support: full
@@ -38,20 +39,6 @@ options:
     description: Snapshot folder that contains C(snapshot.json).
     type: path
     required: true
-  host:
-    description: Host name or address of Redis.
-    type: str
-    default: 127.0.0.1
-  port:
-    description: TCP port of Redis.
-    type: int
-    default: 6379
-  username:
-    description: ACL user name. Empty uses the default user.
-    type: str
-  password:
-    description: Password of the Redis user. Empty connects without AUTH.
-    type: str
   timeout:
     description: Seconds to wait for Redis to accept connections and finish loading.
     type: int
