@@ -481,7 +481,7 @@ def option_extravars(args: argparse.Namespace) -> dict:
                 extravars[variable] = value
         if args.auto_rollback:
             extravars["decide_auto_rollback"] = True
-        # The run has a pseudo-terminal but nobody at it, as in AWX.
+        # The run has a pseudo-terminal but no operator to answer a prompt, as in AWX.
         extravars["decide_interactive"] = False
     return extravars
 

@@ -7,9 +7,9 @@
                                              mongodb, redis or all (the default)
 
 The connection strings come from MONGODB_URI and REDIS_URL in ENV_FILE (the drill's
-.env.production). The state of MongoDB is, per collection of the URI's database, the
-SHA-256 of every document's raw BSON bytes by _id, and the indexes (name, key,
-unique); the state of Redis is, per key, its type and the SHA-256 of its DUMP
+.env.production). The state of MongoDB is, for each collection of the URI's database,
+the SHA-256 of every document's raw BSON bytes by _id, plus the indexes (name, key,
+unique). The state of Redis is, for each key, its type and the SHA-256 of its DUMP
 payload. Comparing bytes means that a restore that changed a type (an Int64 that
 came back as a double, a UUID that came back as a generic binary) is caught.
 

@@ -2,10 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Check mode of every playbook: --check --diff prints the plan and changes nothing.
 
-Each test records the whole state of the drill stack (containers, the project's
+Each test records the whole state of the drill stack: containers, the project's
 files, the backup root, the bytes of every MongoDB document and Redis key, the Redis
-dump file and the lock file), runs one playbook with --check --diff on the broken
-release, and compares.
+dump file and the lock file. It then runs one playbook with --check --diff on the
+broken release and compares.
 """
 
 from __future__ import annotations

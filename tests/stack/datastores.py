@@ -292,7 +292,7 @@ def seed_redis(client: redis.Redis) -> dict:
     except redis.exceptions.ResponseError as error:
         if "in progress" not in str(error):
             raise
-        # One started between the check and SAVE; the next one still sees the seed.
+        # A save started between the check and SAVE; the scheduled one also writes the seed.
         client.bgsave(schedule=True)
     return {"keys": client.dbsize(), "sessions": SESSION_COUNT}
 
