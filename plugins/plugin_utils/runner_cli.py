@@ -241,6 +241,16 @@ def add_data_options(parser: argparse.ArgumentParser, methods: tuple) -> None:
 
 def add_app_options(parser: argparse.ArgumentParser) -> None:
     add_version_options(parser)
+    parser.add_argument(
+        "--no-recover",
+        dest="recover",
+        action="store_false",
+        default=None,
+        help=(
+            "After a failed switch or verification, keep the failed container instead "
+            "of switching the backend back to the release that ran before (recover=false)."
+        ),
+    )
     add_incident_options(parser)
 
 
@@ -460,6 +470,8 @@ def option_extravars(args: argparse.Namespace) -> dict:
         value = getattr(args, name, None)
         if value is not None:
             extravars[name] = value
+    if getattr(args, "recover", None) is False:
+        extravars["recover"] = False
     if getattr(args, "drop_new_collections", None):
         extravars["drop_new_collections"] = True
     if getattr(args, "yes", False):

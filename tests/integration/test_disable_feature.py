@@ -434,7 +434,11 @@ def test_failed_verification_writes_failed_log():
     assert f"Feature disable {FLAG}=false FAILED at task" in output
     assert f'flags in its environment {{"{FLAG}": "false"}}' in output
     assert f"-e feature={FLAG} -e value=true" in output
+    assert "Automatic recovery: not attempted: the flags keep the requested values" in (
+        output
+    )
     log = read_rollback_log(run.incident_dir)
+    assert log["state"]["automatic_recovery"].startswith("not attempted")
     assert log["rollback_type"] == 4
     assert log["result"] == "failed"
     assert log["timeline"][-1]["phase"] == "verify"

@@ -468,6 +468,7 @@ def test_git_only_release_is_built(rebuilt_v094_image):
 
 @pytest.fixture(scope="module")
 def unhealthy_switch_to_v1() -> RollbackRun:
+    """Roll "back" from v0.9.5 to v1.0.0, whose /api/auth/health fails."""
     reset_stack("v0.9.5")
     return run_and_record(
         {"version": "v1.0.0", "truebond_health_deadline": FAST_HEALTH_DEADLINE}
@@ -482,25 +483,42 @@ def test_unhealthy_target_fails_with_account(unhealthy_switch_to_v1):
     assert "FAILED" in output
     assert "/api/auth/health" in output
     assert "State left behind" in output
-    assert "truebond-backend:v1.0.0" in output
-    assert "ansible-playbook truebond.rollback.rollback_app -e version=v0.9.5" in output
+    assert (
+        "Automatic recovery: switched the backend back to v0.9.5, the release that "
+        "ran before (healthy)."
+    ) in output, result.describe()
 
 
-def test_unhealthy_target_keeps_new_container(unhealthy_switch_to_v1):
-    assert unhealthy_switch_to_v1.backend.image == "truebond-backend:v1.0.0"
-    assert unhealthy_switch_to_v1.backend.image_id == image_id(
-        "truebond-backend:v1.0.0"
+def test_unhealthy_target_switches_back(unhealthy_switch_to_v1):
+    before = unhealthy_switch_to_v1.before.backend
+    backend = unhealthy_switch_to_v1.backend
+
+    assert backend.image == "truebond-backend:v0.9.5"
+    assert backend.image_id == before.image_id
+    assert backend.status == "running"
+    assert unhealthy_switch_to_v1.health["/api/health"][1]["version"] == "v0.9.5"
+    assert (
+        unhealthy_switch_to_v1.compose_bytes
+        == unhealthy_switch_to_v1.before.compose_bytes
     )
 
 
-def test_unhealthy_target_log_records_failure(unhealthy_switch_to_v1):
+def test_unhealthy_target_log_records_recovery(unhealthy_switch_to_v1):
     log = read_rollback_log(unhealthy_switch_to_v1.incident_dir)
 
     assert log["result"] == "failed"
     assert log["failure"]["task"]
-    assert log["state"]["running_image"] == "truebond-backend:v1.0.0"
     assert log["to_version"] == "v1.0.0"
     assert log["from_version"] == "v0.9.5"
+    recovery = log["state"]["recovery"]
+    assert recovery["result"] == "switched back"
+    assert recovery["to_version"] == "v0.9.5"
+    assert recovery["healthy"] is True
+    assert recovery["state_after_failure"]["running_image"] == "truebond-backend:v1.0.0"
+    assert log["state"]["running_image"] == "truebond-backend:v0.9.5"
+    phases = {phase["phase"]: phase["status"] for phase in log["timeline"]}
+    assert phases["verify"] == "failed"
+    assert phases["recover"] == "ok"
 
 
 def test_unhealthy_target_saves_container_log(unhealthy_switch_to_v1):
@@ -510,12 +528,43 @@ def test_unhealthy_target_saves_container_log(unhealthy_switch_to_v1):
 
     assert evidence.is_file()
     assert evidence.stat().st_size > 0
+    log = read_rollback_log(unhealthy_switch_to_v1.incident_dir)
+    assert str(evidence) in log["next_steps"][1]
 
 
 def test_unhealthy_target_folder_files_private(unhealthy_switch_to_v1):
     files = file_modes(unhealthy_switch_to_v1.incident_dir)
 
     assert {path: oct(mode) for path, mode in files.items() if mode != 0o600} == {}
+
+
+@pytest.fixture(scope="module")
+def unhealthy_switch_without_recovery() -> RollbackRun:
+    reset_stack("v0.9.5")
+    return run_and_record(
+        {
+            "version": "v1.0.0",
+            "recover": False,
+            "truebond_health_deadline": FAST_HEALTH_DEADLINE,
+        }
+    )
+
+
+def test_recovery_off_keeps_new_container(unhealthy_switch_without_recovery):
+    run = unhealthy_switch_without_recovery
+    output = run.result.output
+
+    assert run.result.rc != 0, run.result.describe()
+    assert run.backend.image == "truebond-backend:v1.0.0"
+    assert run.backend.image_id == image_id("truebond-backend:v1.0.0")
+    assert (
+        "Automatic recovery: not attempted, because turned off with -e recover=false."
+    ) in output
+    assert "ansible-playbook truebond.rollback.rollback_app -e version=v0.9.5" in output
+    log = read_rollback_log(run.incident_dir)
+    assert log["state"]["recovery"]["attempted"] is False
+    assert log["state"]["running_image"] == "truebond-backend:v1.0.0"
+    assert [phase["phase"] for phase in log["timeline"]][-1] == "verify"
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from ansible_collections.truebond.rollback.plugins.plugin_utils import runner_cl
 
 REPO = Path(__file__).resolve().parents[4]
 
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
+from playbook_tasks import walk_tasks  # the helper lives outside the test folders
+
 
 def parse(*argv: str):
     return runner_cli.build_parser().parse_args(list(argv))
@@ -21,14 +25,6 @@ def parse(*argv: str):
 
 def request_for(*argv: str) -> runner_cli.RunRequest:
     return runner_cli.build_request(parse(*argv))
-
-
-def walk_tasks(tasks):
-    """Yield each task of a task list, including those inside blocks."""
-    for task in tasks or []:
-        yield task
-        for section in ("block", "rescue", "always"):
-            yield from walk_tasks(task.get(section))
 
 
 def playbook_spec(playbook: str) -> dict:
@@ -174,6 +170,18 @@ def test_undo_spec_file_becomes_mapping(tmp_path):
     )
     assert extravars["undo_spec"] == {"unset": {"users": ["email_verified"]}}
     assert extravars["method"] == "migration_undo"
+
+
+def test_no_recover_sets_recover_false():
+    assert runner_cli.option_extravars(parse("app", "--no-recover")) == {
+        "recover": False
+    }
+    assert "recover" not in runner_cli.option_extravars(parse("app"))
+
+
+def test_recover_option_names_playbook_argument():
+    spec = playbook_spec(runner_cli.PROCEDURES["app"].playbook)
+    assert spec["recover"]["type"] == "bool"
 
 
 @pytest.mark.parametrize(
