@@ -36,6 +36,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import traceback
 import urllib.error
 import urllib.parse
 
@@ -355,4 +356,59 @@ def validate_base_url(base_url):
     if parsed.username or parsed.password:
         raise ValueError(
             "base_url must not contain credentials; give public_key and private_key"
+        )
+
+
+def connection_argument_spec():
+    """Return the argument_spec entries of the options in the atlas doc fragment."""
+    return {
+        "public_key": {"type": "str", "required": True},
+        "private_key": {"type": "str", "required": True, "no_log": True},
+        "request_timeout": {"type": "float", "default": 30},
+        "validate_certs": {"type": "bool", "default": True},
+    }
+
+
+def client_from_params(params, base_url):
+    """Build an AtlasClient from the options in connection_argument_spec()."""
+    return AtlasClient(
+        base_url,
+        params["public_key"],
+        params["private_key"],
+        timeout=params["request_timeout"],
+        validate_certs=params["validate_certs"],
+    )
+
+
+def validate_wait_options(params):
+    """Raise ValueError unless each wait option is greater than 0.
+
+    The wait options are timeout, poll_interval and request_timeout.
+    """
+    for name in ("timeout", "poll_interval", "request_timeout"):
+        if params[name] <= 0:
+            raise ValueError(f"{name} must be greater than 0, got {params[name]!r}")
+
+
+def fail_with_error(module, result, prefix, failure):
+    """Fail the module with prefix and an AtlasError or ValueError.
+
+    An AtlasError message already ends with a full stop and also sets
+    result["error"] to its request fields.
+    """
+    if isinstance(failure, AtlasError):
+        result["error"] = failure.to_dict()
+        module.fail_json(msg=f"{prefix}: {failure}", **result)
+    else:
+        module.fail_json(msg=f"{prefix}: {failure}.", **result)
+
+
+def run_module(module, run, module_name):
+    """Call run(module) and fail with the traceback on any unexpected exception."""
+    try:
+        run(module)
+    except Exception as error:  # noqa: BLE001 - report any surprise with its traceback
+        module.fail_json(
+            msg=f"Unexpected error in {module_name}: {error!r}",
+            exception=traceback.format_exc(),
         )

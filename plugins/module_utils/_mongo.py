@@ -13,6 +13,7 @@ folder without it, or with ``"complete": false``, is never restored from.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import gzip
@@ -22,6 +23,7 @@ import os
 import re
 import shutil
 import struct
+import tempfile
 import traceback
 from urllib.parse import unquote
 
@@ -685,6 +687,36 @@ def write_tools_config(directory, uri):
     return path
 
 
+@contextlib.contextmanager
+def tools_config(uri, prefix):
+    """Yield the path of a temporary --config file with the URI.
+
+    The file is in a new folder whose name starts with prefix. The folder is
+    removed when the block ends, also after an error.
+    """
+    directory = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield write_tools_config(directory, uri)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def resolve_tool_method(method, tool, executable):
+    """Return tool or pymongo for a method option of auto, tool or pymongo.
+
+    auto picks tool when executable is found on PATH. Raise MongoSnapshotError
+    when method is tool and executable is not found on PATH.
+    """
+    if method == "auto":
+        return tool if shutil.which(executable) else "pymongo"
+    if method == tool and not shutil.which(executable):
+        raise MongoSnapshotError(
+            f"method {tool}: {executable!r} was not found on PATH. Install the "
+            f"MongoDB Database Tools, set {tool}_executable, or use method: pymongo."
+        )
+    return method
+
+
 # Free space and cleanup ---------------------------------------------------------
 
 
@@ -711,3 +743,40 @@ def remove_database_folders(folder: str, databases) -> None:
         path = os.path.join(folder, db_name)
         if os.path.isdir(path):
             shutil.rmtree(path)
+
+
+# Module options and failures ----------------------------------------------------
+
+
+def connection_argument_spec():
+    """Return the argument_spec entries of the options in the mongodb doc fragment."""
+    return {
+        "uri": {"type": "str", "required": True, "no_log": True},
+        "timeout": {"type": "float", "default": 30},
+    }
+
+
+def validate_timeout(timeout):
+    """Raise MongoSnapshotError unless the timeout option is positive."""
+    if timeout <= 0:
+        raise MongoSnapshotError(f"timeout must be positive, got {timeout!r}.")
+
+
+def fail_unexpected(module, module_name, error, path=None):
+    """Fail the module with the traceback of an exception that no handler expected.
+
+    Call it from the except block. The message has the credentials of the uri
+    option removed. When path is given, the message names it and the result
+    returns it.
+    """
+    where = ""
+    fields = {}
+    if path is not None:
+        where = f" on {path!r}"
+        fields["path"] = path
+    module.fail_json(
+        msg=f"{module_name} failed unexpectedly{where}: "
+        f"{redact(str(error), module.params['uri'])}",
+        exception=traceback.format_exc(),
+        **fields,
+    )

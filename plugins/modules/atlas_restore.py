@@ -26,6 +26,7 @@ version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - truebond.rollback.atlas
 attributes:
   check_mode:
     support: full
@@ -76,16 +77,6 @@ options:
       - Id of the project that contains O(target_cluster). Defaults to the source
         project.
     type: str
-  public_key:
-    description:
-      - Public key of the Atlas API key, sent as the digest user name.
-    type: str
-    required: true
-  private_key:
-    description:
-      - Private key of the Atlas API key, used only to answer the digest challenge.
-    type: str
-    required: true
   timeout:
     description:
       - Seconds to wait for the restore job to finish, counted from its creation.
@@ -96,16 +87,6 @@ options:
       - Seconds between two reads of the restore job.
     type: float
     default: 15
-  request_timeout:
-    description:
-      - Seconds that one HTTP request may take.
-    type: float
-    default: 30
-  validate_certs:
-    description:
-      - Whether to verify the TLS certificate of the Atlas API.
-    type: bool
-    default: true
 notes:
   - The API key must be allowed to read the source project and to restore into the
     target project. The Project Owner role in both projects is enough.
@@ -238,19 +219,22 @@ error:
 import json
 import os
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.truebond.rollback.plugins.module_utils._atlas import (
     DEFAULT_BASE_URL,
-    AtlasClient,
     AtlasError,
     PollTimeout,
+    client_from_params,
     cluster_path,
+    connection_argument_spec,
+    fail_with_error,
     poll_until,
     restore_job_state,
+    run_module,
     snapshot_state,
     validate_base_url,
+    validate_wait_options,
 )
 
 SNAPSHOT_FILE = "snapshot.json"
@@ -336,9 +320,7 @@ def resolve_params(params):
     settings["target_group_id"] = params["target_group_id"] or settings["group_id"]
     if not settings["target_cluster"].strip():
         raise ValueError("target_cluster is empty; name the cluster to restore into")
-    for name in ("timeout", "poll_interval", "request_timeout"):
-        if params[name] <= 0:
-            raise ValueError(f"{name} must be greater than 0, got {params[name]!r}")
+    validate_wait_options(params)
     return settings
 
 
@@ -470,14 +452,8 @@ def run(module, client=None, sleep=time.sleep):
     result["warning"] = overwrite_warning(settings)
 
     if client is None:
-        client = AtlasClient(
-            settings["base_url"],
-            params["public_key"],
-            params["private_key"],
-            timeout=params["request_timeout"],
-            validate_certs=params["validate_certs"],
-        )
-    target_text = f"{settings['target_cluster']!r}"
+        client = client_from_params(params, settings["base_url"])
+    failure_prefix = f"Atlas restore into cluster {settings['target_cluster']!r} failed"
     try:
         check_inputs(client, settings, result)
         if module.check_mode:
@@ -501,20 +477,11 @@ def run(module, client=None, sleep=time.sleep):
                 **result,
             )
         error = restore_and_wait(client, settings, params, result, sleep=sleep)
-    except AtlasError as failure:
-        result["error"] = failure.to_dict()
-        module.fail_json(
-            msg=f"Atlas restore into cluster {target_text} failed: {failure}", **result
-        )
-    except ValueError as failure:
-        module.fail_json(
-            msg=f"Atlas restore into cluster {target_text} failed: {failure}.", **result
-        )
+    except (AtlasError, ValueError) as failure:
+        fail_with_error(module, result, failure_prefix, failure)
 
     if error:
-        module.fail_json(
-            msg=f"Atlas restore into cluster {target_text} failed: {error}.", **result
-        )
+        module.fail_json(msg=f"{failure_prefix}: {error}.", **result)
     module.exit_json(
         msg=(
             f"Atlas restore job {result['restore_job_id']} finished. "
@@ -534,24 +501,15 @@ def main():
             "src": {"type": "path"},
             "target_cluster": {"type": "str", "required": True},
             "target_group_id": {"type": "str"},
-            "public_key": {"type": "str", "required": True},
-            "private_key": {"type": "str", "required": True, "no_log": True},
             "timeout": {"type": "float", "default": 3600},
             "poll_interval": {"type": "float", "default": 15},
-            "request_timeout": {"type": "float", "default": 30},
-            "validate_certs": {"type": "bool", "default": True},
+            **connection_argument_spec(),
         },
         mutually_exclusive=[("snapshot_id", "src")],
         required_one_of=[("snapshot_id", "src")],
         supports_check_mode=True,
     )
-    try:
-        run(module)
-    except Exception as error:  # noqa: BLE001 - report any surprise with its traceback
-        module.fail_json(
-            msg=f"Unexpected error in atlas_restore: {error!r}",
-            exception=traceback.format_exc(),
-        )
+    run_module(module, run, "atlas_restore")
 
 
 if __name__ == "__main__":

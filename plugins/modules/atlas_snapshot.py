@@ -22,6 +22,7 @@ version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - truebond.rollback.atlas
 attributes:
   check_mode:
     support: full
@@ -48,16 +49,6 @@ options:
   cluster:
     description:
       - Name of the Atlas cluster to snapshot.
-    type: str
-    required: true
-  public_key:
-    description:
-      - Public key of the Atlas API key, sent as the digest user name.
-    type: str
-    required: true
-  private_key:
-    description:
-      - Private key of the Atlas API key, used only to answer the digest challenge.
     type: str
     required: true
   name:
@@ -92,16 +83,6 @@ options:
       - Seconds between two reads of the snapshot status.
     type: float
     default: 10
-  request_timeout:
-    description:
-      - Seconds that one HTTP request may take.
-    type: float
-    default: 30
-  validate_certs:
-    description:
-      - Whether to verify the TLS certificate of O(base_url).
-    type: bool
-    default: true
 notes:
   - On-demand snapshots exist only for dedicated clusters (M10 and larger) with Cloud
     Backup enabled. Atlas takes one on-demand snapshot per cluster at a time, so a
@@ -208,19 +189,22 @@ error:
 import json
 import os
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.truebond.rollback.plugins.module_utils._atlas import (
     DEFAULT_BASE_URL,
     SNAPSHOT_DONE_STATES,
-    AtlasClient,
     AtlasError,
     PollTimeout,
+    client_from_params,
+    connection_argument_spec,
+    fail_with_error,
     poll_until,
+    run_module,
     snapshot_state,
     utc_timestamp,
     validate_base_url,
+    validate_wait_options,
 )
 from ansible_collections.truebond.rollback.plugins.module_utils._files import (
     atomic_write,
@@ -241,9 +225,7 @@ def validate_params(params):
         raise ValueError(
             f"retention_days must be at least 1, got {params['retention_days']!r}"
         )
-    for name in ("timeout", "poll_interval", "request_timeout"):
-        if params[name] <= 0:
-            raise ValueError(f"{name} must be greater than 0, got {params[name]!r}")
+    validate_wait_options(params)
 
 
 def describe_cluster(cluster_document):
@@ -384,14 +366,9 @@ def run(module, client=None, sleep=time.sleep):
         module.fail_json(msg=f"Invalid options: {error}.", **result)
 
     if client is None:
-        client = AtlasClient(
-            params["base_url"],
-            params["public_key"],
-            params["private_key"],
-            timeout=params["request_timeout"],
-            validate_certs=params["validate_certs"],
-        )
+        client = client_from_params(params, params["base_url"])
     store = params["name"] or params["cluster"]
+    failure_prefix = f"Atlas snapshot of data store {store!r} failed"
 
     try:
         result["cluster_info"] = check_cluster(client, params)
@@ -407,15 +384,8 @@ def run(module, client=None, sleep=time.sleep):
                 **result,
             )
         error = take_and_wait(module, client, params, result, sleep=sleep)
-    except AtlasError as failure:
-        result["error"] = failure.to_dict()
-        module.fail_json(
-            msg=f"Atlas snapshot of data store {store!r} failed: {failure}", **result
-        )
-    except ValueError as failure:
-        module.fail_json(
-            msg=f"Atlas snapshot of data store {store!r} failed: {failure}.", **result
-        )
+    except (AtlasError, ValueError) as failure:
+        fail_with_error(module, result, failure_prefix, failure)
     except OSError as failure:
         module.fail_json(
             msg=(
@@ -428,9 +398,7 @@ def run(module, client=None, sleep=time.sleep):
         )
 
     if error:
-        module.fail_json(
-            msg=f"Atlas snapshot of data store {store!r} failed: {error}.", **result
-        )
+        module.fail_json(msg=f"{failure_prefix}: {error}.", **result)
     module.exit_json(
         msg=(
             f"Atlas snapshot {result['snapshot_id']} of cluster {params['cluster']!r} "
@@ -446,8 +414,6 @@ def main():
             "base_url": {"type": "str", "default": DEFAULT_BASE_URL},
             "group_id": {"type": "str", "required": True},
             "cluster": {"type": "str", "required": True},
-            "public_key": {"type": "str", "required": True},
-            "private_key": {"type": "str", "required": True, "no_log": True},
             "name": {"type": "str"},
             "description": {
                 "type": "str",
@@ -457,18 +423,11 @@ def main():
             "dest": {"type": "path"},
             "timeout": {"type": "float", "default": 1800},
             "poll_interval": {"type": "float", "default": 10},
-            "request_timeout": {"type": "float", "default": 30},
-            "validate_certs": {"type": "bool", "default": True},
+            **connection_argument_spec(),
         },
         supports_check_mode=True,
     )
-    try:
-        run(module)
-    except Exception as error:  # noqa: BLE001 - report any surprise with its traceback
-        module.fail_json(
-            msg=f"Unexpected error in atlas_snapshot: {error!r}",
-            exception=traceback.format_exc(),
-        )
+    run_module(module, run, "atlas_snapshot")
 
 
 if __name__ == "__main__":

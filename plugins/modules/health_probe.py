@@ -237,34 +237,29 @@ failures:
     - '/api/auth/health returned 500, expected 200 - {"status": "error"}'
 """
 
-import http.client
 import json
 import statistics
 import time
 import traceback
-import urllib.error
-import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import Request, make_context
+from ansible_collections.truebond.rollback.plugins.module_utils._http import (
+    build_url,
+    excerpt,
+    send_request,
+    validate_base_url,
+)
 
 BODY_EXCERPT_CHARS = 300
 MESSAGE_EXCERPT_CHARS = 120
-MAX_BODY_BYTES = 1024 * 1024
 USER_AGENT = "truebond.rollback.health_probe"
 DEFAULT_ENDPOINTS = ["/api/health", "/api/health/detailed", "/api/auth/health"]
 
 
 def validate_params(params):
     """Raise ValueError naming the first invalid option and its value."""
-    base_url = params["base_url"]
-    parsed = urllib.parse.urlsplit(base_url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(
-            f"base_url {base_url!r} is not an http or https URL with a host; "
-            "use a URL such as 'http://127.0.0.1:18080'"
-        )
+    validate_base_url(params["base_url"])
 
     if not params["endpoints"]:
         raise ValueError("endpoints is empty; list at least one path to probe")
@@ -306,72 +301,16 @@ def validate_params(params):
         )
 
 
-def build_url(base_url, path):
-    return base_url.rstrip("/") + path
-
-
-def describe_error(error, timeout):
-    """Return a short text for a request that received no HTTP response."""
-    reason = getattr(error, "reason", error)
-    if isinstance(reason, TimeoutError):
-        return f"timed out after {timeout} s"
-    return str(reason) or type(reason).__name__
-
-
 def fetch(request, url, timeout):
     """Send one GET request without following redirects.
 
     Return a dict with status (None without a response), location, body (bytes),
     error (text or None) and latency_ms (None without a response).
     """
-    started = time.perf_counter()
-    status = None
-    location = None
-    body = b""
-    try:
-        response = request.open("GET", url, timeout=timeout, follow_redirects="none")
-        status = response.getcode()
-        body = response.read(MAX_BODY_BYTES)
-    except urllib.error.HTTPError as error:
-        # ansible.module_utils.urls (ansible-core 2.19) raises HTTPError for every
-        # non-2xx status. With follow_redirects='none' a 3xx arrives here as well, with
-        # the resolved target as error.url and the raw header in error.headers.
-        status = error.code
-        if error.headers is not None:
-            location = error.headers.get("Location")
-        try:
-            body = error.read(MAX_BODY_BYTES)
-        except (OSError, http.client.HTTPException, AttributeError):
-            body = b""
-    except (
-        urllib.error.URLError,
-        UrlsConnectionError,
-        http.client.HTTPException,
-        OSError,
-    ) as error:
-        return {
-            "status": None,
-            "location": None,
-            "body": b"",
-            "error": describe_error(error, timeout),
-            "latency_ms": None,
-        }
-    latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    return {
-        "status": status,
-        "location": location,
-        "body": body or b"",
-        "error": None,
-        "latency_ms": latency_ms,
-    }
-
-
-def excerpt(text, limit):
-    """Shorten text to limit characters on one line, marking a cut with '...'."""
-    flat = " ".join(text.split())
-    if len(flat) <= limit:
-        return flat
-    return flat[: limit - 3] + "..."
+    fetched = send_request(request, "GET", url, timeout)
+    seconds = fetched.pop("seconds")
+    fetched["latency_ms"] = None if seconds is None else round(seconds * 1000, 1)
+    return fetched
 
 
 def format_status_list(codes):

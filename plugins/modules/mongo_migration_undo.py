@@ -18,6 +18,7 @@ version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - truebond.rollback.mongodb
 attributes:
   check_mode:
     support: full
@@ -33,11 +34,6 @@ attributes:
 requirements:
   - pymongo 4.0 or newer on the managed host.
 options:
-  uri:
-    description:
-      - MongoDB connection URI. It is never logged.
-    type: str
-    required: true
   database:
     description:
       - Database to change. The default is the database in the path of O(uri).
@@ -67,11 +63,6 @@ options:
         in C(drop_indexes)."
     type: dict
     required: true
-  timeout:
-    description:
-      - Seconds to wait for the server to answer when connecting.
-    type: float
-    default: 30
 """
 
 EXAMPLES = r"""
@@ -110,8 +101,6 @@ operations:
     - {step: unset, collection: users, field: email_verified, count: 1200, changed: true}
     - {step: drop_collection, collection: audit_log, count: 1, changed: true}
 """
-
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.truebond.rollback.plugins.module_utils import _mongo
@@ -423,10 +412,7 @@ def run(module):
             f"no database: database is not set and the URI for "
             f"{_mongo.describe_uri(uri)} names none. Set database."
         )
-    if params["timeout"] <= 0:
-        raise MongoSnapshotError(
-            f"timeout must be positive, got {params['timeout']!r}."
-        )
+    _mongo.validate_timeout(params["timeout"])
     client = _mongo.connect(uri, params["timeout"])
     try:
         operations = undo(client[database_name], spec, module.check_mode)
@@ -445,11 +431,10 @@ def run(module):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "uri": {"type": "str", "required": True, "no_log": True},
             "database": {"type": "str"},
             # validate_spec checks the keys, so that errors name the key and the fix.
             "spec": {"type": "dict", "required": True},
-            "timeout": {"type": "float", "default": 30},
+            **_mongo.connection_argument_spec(),
         },
         supports_check_mode=True,
     )
@@ -466,11 +451,7 @@ def main():
             "been applied. Fix the cause and run it again; the steps are idempotent."
         )
     except Exception as error:  # noqa: BLE001 - report any bug with its traceback
-        module.fail_json(
-            msg=f"mongo_migration_undo failed unexpectedly: "
-            f"{_mongo.redact(str(error), uri)}",
-            exception=traceback.format_exc(),
-        )
+        _mongo.fail_unexpected(module, "mongo_migration_undo", error)
     module.exit_json(**result)
 
 

@@ -27,6 +27,7 @@ version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - truebond.rollback.mongodb
 attributes:
   check_mode:
     support: full
@@ -49,13 +50,6 @@ options:
     description:
       - Snapshot folder, the one that contains C(snapshot.json).
     type: path
-    required: true
-  uri:
-    description:
-      - MongoDB connection URI of the target server. It is never logged, and
-        messages name only its hosts.
-      - The database in its path is the default target database.
-    type: str
     required: true
   database:
     description:
@@ -110,12 +104,6 @@ options:
         it exceeds 16 MiB.
     type: int
     default: 1000
-  timeout:
-    description:
-      - Seconds to wait for the server to answer when connecting, and for each
-        connection from the pool.
-    type: float
-    default: 30
 notes:
   - Collection UUIDs are not preserved; the restored collections get new ones, as
     with mongorestore without C(--preserveUUID).
@@ -209,9 +197,6 @@ command:
 
 import os
 import re
-import shutil
-import tempfile
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.truebond.rollback.plugins.module_utils import _mongo
@@ -374,9 +359,7 @@ def parse_failed_documents(output):
 
 def restore_with_mongorestore(module, params, snapshot, mapping, selected):
     """Run mongorestore and return its command line."""
-    config_dir = tempfile.mkdtemp(prefix="mongorestore-")
-    try:
-        config_path = _mongo.write_tools_config(config_dir, params["uri"])
+    with _mongo.tools_config(params["uri"], "mongorestore-") as config_path:
         command = build_mongorestore_command(
             params["mongorestore_executable"],
             config_path,
@@ -388,8 +371,6 @@ def restore_with_mongorestore(module, params, snapshot, mapping, selected):
             [f"{source_db}.{name}" for source_db, name, _ in selected],
         )
         rc, stdout, stderr = module.run_command(command)
-    finally:
-        shutil.rmtree(config_dir, ignore_errors=True)
     output = f"{stdout}\n{stderr}"
     failed = parse_failed_documents(output)
     if rc != 0 or failed:
@@ -527,10 +508,7 @@ def run(module):
     params = module.params
     src = params["src"]
     uri = params["uri"]
-    if params["timeout"] <= 0:
-        raise MongoSnapshotError(
-            f"timeout must be positive, got {params['timeout']!r}."
-        )
+    _mongo.validate_timeout(params["timeout"])
     if params["batch_size"] < 1:
         raise MongoSnapshotError(
             f"batch_size must be at least 1, got {params['batch_size']!r}."
@@ -540,18 +518,9 @@ def run(module):
     mapping = resolve_databases(
         snapshot, params["database"], params["source_database"], uri
     )
-    method = params["method"]
-    if method == "auto":
-        found = shutil.which(params["mongorestore_executable"])
-        method = "mongorestore" if found else "pymongo"
-    elif method == "mongorestore" and not shutil.which(
-        params["mongorestore_executable"]
-    ):
-        raise MongoSnapshotError(
-            f"method mongorestore: {params['mongorestore_executable']!r} was not "
-            "found on PATH. Install the MongoDB Database Tools, set "
-            "mongorestore_executable, or use method: pymongo."
-        )
+    method = _mongo.resolve_tool_method(
+        params["method"], "mongorestore", params["mongorestore_executable"]
+    )
 
     include, exclude = params["include"], params["exclude"]
     selected = collections_in_scope(snapshot, mapping, include, exclude)
@@ -659,7 +628,6 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "src": {"type": "path", "required": True},
-            "uri": {"type": "str", "required": True, "no_log": True},
             "database": {"type": "str"},
             "source_database": {"type": "str"},
             "include": {"type": "list", "elements": "str", "default": []},
@@ -672,7 +640,7 @@ def main():
             },
             "mongorestore_executable": {"type": "str", "default": "mongorestore"},
             "batch_size": {"type": "int", "default": 1000},
-            "timeout": {"type": "float", "default": 30},
+            **_mongo.connection_argument_spec(),
         },
         supports_check_mode=True,
     )
@@ -693,12 +661,7 @@ def main():
             path=src,
         )
     except Exception as error:  # noqa: BLE001 - report any bug with its traceback
-        module.fail_json(
-            msg=f"mongo_restore failed unexpectedly on {src!r}: "
-            f"{_mongo.redact(str(error), uri)}",
-            exception=traceback.format_exc(),
-            path=src,
-        )
+        _mongo.fail_unexpected(module, "mongo_restore", error, path=src)
     module.exit_json(**result)
 
 

@@ -24,6 +24,7 @@ version_added: 0.2.0
 author: TrueBond SRE team (@truebond)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - truebond.rollback.mongodb
 attributes:
   check_mode:
     support: full
@@ -42,14 +43,6 @@ options:
     description:
       - Snapshot folder. It is created with mode 0700 and its files get mode 0600.
     type: path
-    required: true
-  uri:
-    description:
-      - MongoDB connection URI, such as
-        C(mongodb://backup:secret@127.0.0.1:27017/truebond?authSource=admin).
-      - It is never logged nor written to C(snapshot.json), and messages name only
-        its hosts.
-    type: str
     required: true
   databases:
     description:
@@ -80,12 +73,6 @@ options:
       - Name or path of the mongodump program.
     type: str
     default: mongodump
-  timeout:
-    description:
-      - Seconds to wait for the server to answer when connecting, and for each
-        connection from the pool.
-    type: float
-    default: 30
   force:
     description:
       - Write into a folder that already contains a C(snapshot.json), replacing the
@@ -98,6 +85,7 @@ notes:
     the dump can be partly included. Stop the writers first for a consistent
     snapshot.
   - Collections whose names start with C(system.) are not dumped.
+  - O(uri) is never written to C(snapshot.json), which records only its hosts.
   - The C(mongodump) path runs mongodump once per database with C(--config), a
     temporary 0600 YAML file holding the URI, so the password does not show in the
     process list. The MongoDB Database Tools could not be installed where this
@@ -180,9 +168,6 @@ command:
 """
 
 import os
-import shutil
-import tempfile
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.truebond.rollback.plugins.module_utils import _mongo
@@ -207,13 +192,6 @@ def resolve_databases(databases, uri):
             "databases: [truebond]."
         )
     return [database]
-
-
-def resolve_method(method, executable):
-    """Return mongodump or pymongo for the method option."""
-    if method == "auto":
-        return "mongodump" if shutil.which(executable) else "pymongo"
-    return method
 
 
 def build_mongodump_command(executable, config_path, database, out, compressed):
@@ -277,10 +255,8 @@ def dump_with_pymongo(client, databases, path, snapshot):
 
 def dump_with_mongodump(module, executable, uri, databases, path, snapshot):
     """Run mongodump per database, then describe the files it wrote."""
-    config_dir = tempfile.mkdtemp(prefix="mongodump-")
     command = None
-    try:
-        config_path = _mongo.write_tools_config(config_dir, uri)
+    with _mongo.tools_config(uri, "mongodump-") as config_path:
         for db_name in databases:
             command = build_mongodump_command(
                 executable, config_path, db_name, path, snapshot["gzip"]
@@ -291,8 +267,6 @@ def dump_with_mongodump(module, executable, uri, databases, path, snapshot):
                     f"mongodump of database {db_name!r} failed with exit code {rc}: "
                     f"{_mongo.redact((stderr or stdout).strip(), uri)}"
                 )
-    finally:
-        shutil.rmtree(config_dir, ignore_errors=True)
     described, files, _ = _mongo.scan_dump(path, databases)
     for db_name in databases:
         snapshot["databases"][db_name] = described.get(db_name, {"collections": {}})
@@ -395,18 +369,12 @@ def run(module):
     path = params["path"]
     params["name"] = params["name"] or os.path.basename(os.path.normpath(path))
     databases = resolve_databases(params["databases"], uri)
-    method = resolve_method(params["method"], params["mongodump_executable"])
-    if method == "mongodump" and not shutil.which(params["mongodump_executable"]):
-        raise MongoSnapshotError(
-            f"method mongodump: {params['mongodump_executable']!r} was not found on "
-            "PATH. Install the MongoDB Database Tools, set mongodump_executable, or "
-            "use method: pymongo."
-        )
-    timeout = params["timeout"]
-    if timeout <= 0:
-        raise MongoSnapshotError(f"timeout must be positive, got {timeout!r}.")
+    method = _mongo.resolve_tool_method(
+        params["method"], "mongodump", params["mongodump_executable"]
+    )
+    _mongo.validate_timeout(params["timeout"])
 
-    client = _mongo.connect(uri, timeout, params["name"])
+    client = _mongo.connect(uri, params["timeout"], params["name"])
     try:
         if module.check_mode:
             planned, total = plan_snapshot(client, databases)
@@ -457,7 +425,6 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
-            "uri": {"type": "str", "required": True, "no_log": True},
             "databases": {"type": "list", "elements": "str"},
             "name": {"type": "str"},
             "gzip": {"type": "bool", "default": False},
@@ -467,8 +434,8 @@ def main():
                 "default": "auto",
             },
             "mongodump_executable": {"type": "str", "default": "mongodump"},
-            "timeout": {"type": "float", "default": 30},
             "force": {"type": "bool", "default": False},
+            **_mongo.connection_argument_spec(),
         },
         supports_check_mode=True,
     )
@@ -483,12 +450,7 @@ def main():
     except MongoSnapshotError as error:
         module.fail_json(msg=str(error), path=path, snapshot=None)
     except Exception as error:  # noqa: BLE001 - report any bug with its traceback
-        module.fail_json(
-            msg=f"mongo_snapshot failed unexpectedly on {path!r}: "
-            f"{_mongo.redact(str(error), module.params['uri'])}",
-            exception=traceback.format_exc(),
-            path=path,
-        )
+        _mongo.fail_unexpected(module, "mongo_snapshot", error, path=path)
     module.exit_json(**result)
 
 

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 
 import pytest
 import yaml
 from drill_helpers import REPO, VENV_BIN, playbook_environment, run_command
+
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
+from playbook_tasks import walk_tasks  # the helper lives outside the test folders
 
 CONTROLLER = yaml.safe_load((REPO / "playbooks" / "awx" / "controller.yml").read_text())
 JOB_TEMPLATES = {
@@ -54,14 +58,6 @@ SURVEY_TYPES = {
 
 def load_plays(playbook: str) -> list[dict]:
     return yaml.safe_load((REPO / playbook).read_text())
-
-
-def walk_tasks(tasks):
-    """Yield each task of a task list, including those inside blocks."""
-    for task in tasks or []:
-        yield task
-        for section in ("block", "rescue", "always"):
-            yield from walk_tasks(task.get(section))
 
 
 def validate_spec(playbook: str) -> dict | None:

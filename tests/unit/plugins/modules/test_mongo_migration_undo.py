@@ -13,11 +13,7 @@ from mongo_server import (
     database_state,
     index_summary,
     run_module,
-    start_server,
-    unique_name,
 )
-
-PORTS = range(27101, 27120)
 
 UNDO_SPEC = {
     "unset": {"users": ["email_verified", "profile.theme"]},
@@ -28,28 +24,6 @@ UNDO_SPEC = {
         "users": [{"keys": [["email", 1]], "name": "email_1", "unique": True}]
     },
 }
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    mongo = start_server(tmp_path_factory, PORTS)
-    yield mongo
-    mongo.stop()
-
-
-@pytest.fixture
-def client(server):
-    connection = server.client()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def database(client, request):
-    name = unique_name(request)
-    client.drop_database(name)
-    yield client[name]
-    client.drop_database(name)
 
 
 def seed(database):

@@ -24,30 +24,14 @@ from mongo_server import (
     index_summary,
     raw_documents,
     run_module,
-    start_server,
     unique_name,
     warning_texts,
 )
 
-PORTS = range(27101, 27120)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    mongo = start_server(tmp_path_factory, PORTS)
-    yield mongo
-    mongo.stop()
-
-
-@pytest.fixture
-def client(server):
-    connection = server.client()
-    yield connection
-    connection.close()
-
 
 @pytest.fixture
 def database(client, request):
+    """Override the conftest fixture to also drop the <name>_copy database."""
     name = unique_name(request)
     client.drop_database(name)
     client.drop_database(f"{name}_copy")

@@ -22,34 +22,8 @@ from mongo_server import (
     every_type_documents,
     raw_documents,
     run_module,
-    start_server,
-    unique_name,
     warning_texts,
 )
-
-PORTS = range(27101, 27120)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    mongo = start_server(tmp_path_factory, PORTS)
-    yield mongo
-    mongo.stop()
-
-
-@pytest.fixture
-def client(server):
-    connection = server.client()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def database(client, request):
-    name = unique_name(request)
-    client.drop_database(name)
-    yield client[name]
-    client.drop_database(name)
 
 
 def snapshot_args(server, database, path, **overrides):

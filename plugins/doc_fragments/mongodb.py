@@ -1,0 +1,25 @@
+# Copyright: Contributors to the truebond.rollback collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Connection options of the mongo_* modules."""
+
+    DOCUMENTATION = r"""
+options:
+  uri:
+    description:
+      - MongoDB connection URI, such as
+        C(mongodb://backup:secret@127.0.0.1:27017/truebond?authSource=admin).
+      - It is never logged, and messages name only its hosts.
+    type: str
+    required: true
+  timeout:
+    description:
+      - Seconds to wait for the server to answer when connecting, and for each
+        connection from the pool.
+    type: float
+    default: 30
+"""
