@@ -297,8 +297,18 @@ def take_snapshot(module, client, params, databases, method):
     snapshot = new_manifest(
         params["name"], method, params["gzip"], _mongo.server_description(client, uri)
     )
-    prepare_folder(path, databases, params["force"])
-    _mongo.write_snapshot_json(path, snapshot)
+    try:
+        prepare_folder(path, databases, params["force"])
+        _mongo.write_snapshot_json(path, snapshot)
+    except OSError as error:
+        # Nothing of the snapshot is on disk yet, so there is no folder to mark.
+        reason = f"the disk is full: {error}" if _mongo.is_disk_full(error) else error
+        raise MongoSnapshotError(
+            f"MongoDB snapshot {params['name']!r} into {path!r} could not start: "
+            f"{reason}. {_mongo.free_space_text(path)}. Nothing of the snapshot was "
+            "written. Free space or choose another folder, then take the snapshot "
+            "again."
+        ) from None
 
     command = None
     try:

@@ -174,6 +174,29 @@ def test_disk_full_marks_snapshot_incomplete(
         _mongo.load_snapshot(str(folder))
 
 
+def test_disk_already_full_fails_before_writing(
+    server, database, tmp_path, capsys, monkeypatch
+):
+    """A disk full before the first byte gives the disk-full message, no traceback."""
+    database.items.insert_one({"_id": 1})
+    folder = tmp_path / "snap"
+
+    def full_disk(path, data, mode):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_mongo, "atomic_write", full_disk)
+    result = run_module(mongo_snapshot, snapshot_args(server, database, folder), capsys)
+
+    assert result["failed"] is True
+    assert result["msg"].startswith(
+        f"MongoDB snapshot 'snap' into {str(folder)!r} could not start: the disk is "
+        "full: [Errno 28] No space left on device. "
+    )
+    assert "Nothing of the snapshot was written." in result["msg"]
+    assert "exception" not in result
+    assert not (folder / "snapshot.json").exists()
+
+
 def test_disk_full_keeps_first_manifest(
     server, database, tmp_path, capsys, monkeypatch
 ):
