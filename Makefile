@@ -66,7 +66,7 @@ unit: host
 	$(call pytest,-q tests/unit/plugins/callback tests/unit/plugins/plugin_utils)
 
 integration: stack
-	$(call pytest,-q tests/integration)
+	$(call pytest,-q --durations=30 tests/integration)
 
 # Molecule keeps each scenario's state (such as "prepared") between runs of the same
 # checkout, and would then skip the prepare step that resets the drill stack.

@@ -604,9 +604,13 @@ def main():
             snapshot={},
         )
     except OSError as error:
+        advice = (
+            "The disk of dest is full: free space or choose another folder"
+            if error.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "Check the permissions of dest and of the Redis data folder"
+        )
         module.fail_json(
-            msg=f"{where} failed on a file: {error}. Check the permissions of "
-            "dest and of the Redis data folder.",
+            msg=f"{where} failed on a file: {error}. {advice}.",
             path=params["dest"],
             snapshot={},
         )

@@ -253,6 +253,28 @@ def test_snapshot_disk_full_marks_incomplete(
     assert on_disk["files"] == {}
 
 
+def test_snapshot_disk_already_full_says_so(
+    redis_server, tmp_path, capsys, monkeypatch
+):
+    server = redis_server()
+    server.client().set("a", 1)
+    dest = tmp_path / "snap"
+
+    def full_disk(dest):
+        raise OSError(errno.ENOSPC, "No space left on device", dest)
+
+    monkeypatch.setattr(redis_snapshot, "prepare_dest", full_disk)
+    result = run_main({"port": server.port, "dest": str(dest)}, capsys)
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        f"Redis snapshot 'snap' of 127.0.0.1:{server.port} failed on a file: "
+        f"[Errno 28] No space left on device: {str(dest)!r}. The disk of dest is "
+        "full: free space or choose another folder."
+    )
+    assert "exception" not in result
+
+
 def test_snapshot_check_mode_writes_nothing(redis_server, tmp_path, capsys):
     server = redis_server()
     server.client().set("a", 1)
