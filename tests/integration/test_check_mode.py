@@ -116,6 +116,15 @@ def predeploy_backup(drill_stack):
             ["immediate_rollback", "would recreate service backend only"],
             id="decide",
         ),
+        pytest.param(
+            "playbooks/drill.yml",
+            {},
+            [
+                "Check mode: v1.0.0 was not deployed, so the probe measured",
+                "would recreate service backend only",
+            ],
+            id="drill",
+        ),
     ],
 )
 def test_check_mode_changes_nothing(

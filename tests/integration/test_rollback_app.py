@@ -567,6 +567,26 @@ def test_recovery_off_keeps_new_container(unhealthy_switch_without_recovery):
     assert [phase["phase"] for phase in log["timeline"]][-1] == "verify"
 
 
+def test_no_recovery_when_backend_was_stopped_before():
+    """Switching back to a backend that did not serve would not restore service."""
+    reset_stack("v0.9.5")
+    run_checked(["docker", "stop", BACKEND_CONTAINER])
+
+    run = run_and_record(
+        {"version": "v1.0.0", "truebond_health_deadline": FAST_HEALTH_DEADLINE}
+    )
+
+    assert run.result.rc != 0, run.result.describe()
+    assert (
+        "Automatic recovery: not attempted, because the backend was exited before "
+        "the run, so switching back would not restore service."
+    ) in run.result.output, run.result.describe()
+    assert run.backend.image == "truebond-backend:v1.0.0"
+    log = read_rollback_log(run.incident_dir)
+    assert log["state"]["recovery"]["attempted"] is False
+    assert "recover" not in [phase["phase"] for phase in log["timeline"]]
+
+
 @pytest.fixture
 def tag_without_dockerfile():
     """Tag v0.9.3 on a parentless commit with an empty tree, and delete it after."""
