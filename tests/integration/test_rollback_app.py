@@ -558,7 +558,7 @@ def test_recovery_off_keeps_new_container(unhealthy_switch_without_recovery):
     assert run.backend.image == "truebond-backend:v1.0.0"
     assert run.backend.image_id == image_id("truebond-backend:v1.0.0")
     assert (
-        "Automatic recovery: not attempted, because turned off with -e recover=false."
+        "Automatic recovery: not attempted, because it is turned off (recover=false)."
     ) in output
     assert "ansible-playbook truebond.rollback.rollback_app -e version=v0.9.5" in output
     log = read_rollback_log(run.incident_dir)
