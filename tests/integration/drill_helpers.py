@@ -194,6 +194,21 @@ def run_checked(argv: list[str], cwd: Path | str = REPO) -> str:
     return completed.stdout
 
 
+def compose(*arguments: str) -> str:
+    """Run docker compose on the drill project and return its stdout."""
+    return run_checked(
+        [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(PROJECT_DIR),
+            "-f",
+            str(COMPOSE_FILE),
+            *arguments,
+        ]
+    )
+
+
 def reset_stack(version: str) -> None:
     """Point the drill backend at ``version`` with stack.sh, and wait until it is up.
 

@@ -20,7 +20,6 @@ from drill_helpers import (
     BACKEND_CONTAINER,
     BACKUP_ROOT,
     BACKUP_SUFFIX,
-    COMPOSE_FILE,
     ENV_PRODUCTION,
     FRONTEND_CONTAINER,
     PROJECT_DIR,
@@ -28,6 +27,7 @@ from drill_helpers import (
     STACK_DEFAULT_VERSION,
     CommandResult,
     ContainerState,
+    compose,
     fetch_json,
     incident_folders,
     inspect_container,
@@ -109,22 +109,8 @@ def restore_flag_on() -> None:
         ENV_PRODUCTION.write_bytes(reference)
     reset_stack(STACK_DEFAULT_VERSION)
     if container_environment(BACKEND_CONTAINER).get(FLAG) != "true":
-        run_checked(
-            [
-                "docker",
-                "compose",
-                "--project-directory",
-                str(PROJECT_DIR),
-                "-f",
-                str(COMPOSE_FILE),
-                "up",
-                "-d",
-                "--no-deps",
-                "--force-recreate",
-                "--pull",
-                "never",
-                "backend",
-            ]
+        compose(
+            "up", "-d", "--no-deps", "--force-recreate", "--pull", "never", "backend"
         )
     wait_for_feature(True)
 

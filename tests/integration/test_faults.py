@@ -50,6 +50,7 @@ from drill_helpers import (
     VENV_BIN,
     CommandResult,
     StackSnapshot,
+    compose,
     dangling_image_ids,
     delete_tag,
     fetch_json,
@@ -208,6 +209,24 @@ def lock_record() -> dict | None:
     if not LOCK_FILE.exists():
         return None
     return json.loads(LOCK_FILE.read_text(encoding="utf-8"))
+
+
+def assert_stale_lock_rejected(
+    run: PlaybookProcess, procedure: str, extra_vars: dict, playbook: str
+) -> None:
+    """The killed run's lock stays; a run without the takeover is rejected by it."""
+    held = lock_record()
+    assert held is not None
+    assert held["procedure"] == procedure
+
+    blocked = run_playbook(extra_vars, playbook=playbook)
+
+    assert blocked.rc == 2, blocked.describe()
+    flat = blocked.flat_output
+    assert f"rollback lock '{LOCK_FILE}' is held by" in flat, blocked.describe()
+    assert f"for procedure {procedure} since" in flat
+    assert f"The lock is stale because process {run.process.pid}" in flat
+    assert f"take the lock over with {TAKEOVER_HINT}" in flat
 
 
 def assert_stack_unchanged(before: StackSnapshot, version: str = "v1.0.0") -> None:
@@ -530,19 +549,8 @@ def test_db_sigterm_in_restore_then_rerun(predeploy_backup):
         collection["count"]
         for collection in snapshot["databases"]["truebond"]["collections"].values()
     ) == sum(len(item["documents"]) for item in data_before["mongodb"].values())
-    held = lock_record()
-    assert held is not None
-    assert held["procedure"] == "rollback_db"
-    assert held["owner_pid"] == run.process.pid
-
-    blocked = run_playbook(DATA_ROLLBACK_VARS, playbook=ROLLBACK_DB)
-
-    assert blocked.rc == 2, blocked.describe()
-    flat = blocked.flat_output
-    assert f"rollback lock '{LOCK_FILE}' is held by" in flat, blocked.describe()
-    assert "for procedure rollback_db since" in flat
-    assert f"The lock is stale because process {run.process.pid}" in flat
-    assert f"take the lock over with {TAKEOVER_HINT}" in flat
+    assert lock_record()["owner_pid"] == run.process.pid
+    assert_stale_lock_rejected(run, "rollback_db", DATA_ROLLBACK_VARS, ROLLBACK_DB)
 
     rerun = run_playbook(
         {**DATA_ROLLBACK_VARS, "rollback_lock_takeover": True}, playbook=ROLLBACK_DB
@@ -664,19 +672,8 @@ def kill_full_run_at(banner: str, delay: float) -> KilledRun:
         ].values()
     ) == sum(len(item["documents"]) for item in data_before["mongodb"].values())
     assert snapshots["cache"]["keyspace"]["db0"]["keys"] == len(data_before["redis"])
-    held = lock_record()
-    assert held is not None
-    assert held["procedure"] == "rollback_full"
-    assert held["owner_pid"] == run.process.pid
-
-    blocked = run_playbook(DATA_ROLLBACK_VARS, playbook=ROLLBACK_FULL)
-
-    assert blocked.rc == 2, blocked.describe()
-    flat = blocked.flat_output
-    assert f"rollback lock '{LOCK_FILE}' is held by" in flat, blocked.describe()
-    assert "for procedure rollback_full since" in flat
-    assert f"The lock is stale because process {run.process.pid}" in flat
-    assert f"take the lock over with {TAKEOVER_HINT}" in flat
+    assert lock_record()["owner_pid"] == run.process.pid
+    assert_stale_lock_rejected(run, "rollback_full", DATA_ROLLBACK_VARS, ROLLBACK_FULL)
     return KilledRun(run, data_before)
 
 
@@ -798,21 +795,6 @@ def test_app_concurrent_run_rejected(tmp_path):
     assert ("statuspage", "rollback_completed", "failed") in statuses
     assert "fault-drill-statuspage-key" not in result.output
     assert lock_record() is None
-
-
-def compose(*arguments: str) -> str:
-    """Run docker compose on the drill project and return its stdout."""
-    return run_checked(
-        [
-            "docker",
-            "compose",
-            "--project-directory",
-            str(PROJECT_DIR),
-            "-f",
-            str(COMPOSE_FILE),
-            *arguments,
-        ]
-    )
 
 
 def set_compose_tag(version: str) -> None:
@@ -1198,18 +1180,9 @@ def test_disable_sigint_in_recreate_then_rerun(flag_on_restored):
     assert result.rc == 99, result.describe()
     assert "User interrupted execution" in result.output
     assert ENV_PRODUCTION.read_bytes() == flag_off_bytes()
-    held = lock_record()
-    assert held is not None
-    assert held["procedure"] == "disable_feature"
-
-    blocked = run_playbook({"feature": FLAG}, playbook=DISABLE_FEATURE)
-
-    assert blocked.rc == 2, blocked.describe()
-    flat = blocked.flat_output
-    assert f"rollback lock '{LOCK_FILE}' is held by" in flat, blocked.describe()
-    assert "for procedure disable_feature since" in flat
-    assert f"The lock is stale because process {run.process.pid}" in flat
-    assert f"take the lock over with {TAKEOVER_HINT}" in flat
+    assert_stale_lock_rejected(
+        run, "disable_feature", {"feature": FLAG}, DISABLE_FEATURE
+    )
 
     rerun = run_playbook(
         {"feature": FLAG, "rollback_lock_takeover": True}, playbook=DISABLE_FEATURE

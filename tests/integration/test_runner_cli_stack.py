@@ -22,7 +22,6 @@ from drill_helpers import (
     BACKEND_CONTAINER,
     BACKEND_REPOSITORY,
     BACKUP_SUFFIX,
-    COMPOSE_FILE,
     ENV_PRODUCTION,
     PROJECT_DIR,
     REPO,
@@ -30,6 +29,7 @@ from drill_helpers import (
     STACK_SCRIPT,
     VENV_BIN,
     CommandResult,
+    compose,
     fetch_json,
     inspect_container,
     playbook_environment,
@@ -148,22 +148,8 @@ def restore_flag_on() -> None:
         ENV_PRODUCTION.write_bytes(reference)
     reset_stack(STACK_DEFAULT_VERSION)
     if backend_flag() != "true":
-        run_checked(
-            [
-                "docker",
-                "compose",
-                "--project-directory",
-                str(PROJECT_DIR),
-                "-f",
-                str(COMPOSE_FILE),
-                "up",
-                "-d",
-                "--no-deps",
-                "--force-recreate",
-                "--pull",
-                "never",
-                "backend",
-            ]
+        compose(
+            "up", "-d", "--no-deps", "--force-recreate", "--pull", "never", "backend"
         )
     wait_for_feature(True)
 
