@@ -193,6 +193,57 @@ def dump_sha256(client, key: bytes):
     return hashlib.sha256(payload).hexdigest()
 
 
+def _value_parts(client, key: bytes, kind: str):
+    """Return the parts of a key's value in an order that does not depend on Redis.
+
+    Sets and hashes come back in hash-table order, which changes when Redis loads
+    the same data from an RDB file, so they are sorted. None for a type without a
+    fixed reading (a module type), or when the key is gone.
+    """
+    if kind == "string":
+        value = client.get(key)
+        return None if value is None else [value]
+    if kind == "list":
+        return client.lrange(key, 0, -1)
+    if kind == "set":
+        return sorted(client.smembers(key))
+    if kind == "zset":
+        return [
+            part
+            for member, score in client.zrange(key, 0, -1, withscores=True)
+            for part in (member, repr(float(score)).encode())
+        ]
+    if kind == "hash":
+        return [part for item in sorted(client.hgetall(key).items()) for part in item]
+    if kind == "stream":
+        return [
+            part
+            for entry_id, fields in client.xrange(key)
+            for part in (entry_id, *(x for item in fields.items() for x in item))
+        ]
+    return None
+
+
+def value_sha256(client, key: bytes):
+    """Return the SHA-256 hex digest of a key's type and value, or None when gone.
+
+    Unlike DUMP, the digest stays the same when Redis reloads the key from an RDB
+    file. A type without a fixed reading falls back to the digest of DUMP.
+    """
+    kind = decode(client.type(key))
+    if kind == "none":
+        return None
+    parts = _value_parts(client, key, kind)
+    if parts is None:
+        return dump_sha256(client, key)
+    digest = hashlib.sha256(kind.encode() + b"\0")
+    for part in parts:
+        if not isinstance(part, bytes):
+            part = str(part).encode()
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
 def utc_timestamp(seconds: float) -> str:
     """Format Unix seconds as UTC ISO 8601 with milliseconds and Z."""
     # datetime.UTC needs Python 3.11, and managed hosts may run an older Python.

@@ -19,7 +19,8 @@ description:
     within O(timeout) are errors. Their messages quote the last INFO persistence
     fields.
   - C(snapshot.json) records the key count per database, a few persistent sample
-    keys with the SHA-256 of their DUMP, and each copied file with its size and
+    keys with the SHA-256 of their DUMP and of their type and value, and each copied
+    file with its size and
     SHA-256. M(truebond.rollback.redis_restore) and
     M(truebond.rollback.redis_verify) check a restore against it.
   - When the disk fills up while copying, the task fails and C(snapshot.json) is
@@ -68,8 +69,10 @@ options:
   samples:
     description:
       - Maximum number of persistent sample keys per database that C(snapshot.json)
-        records with the SHA-256 of their DUMP.
-      - Only keys whose DUMP is the same before and after the save are kept, so each
+        records with the SHA-256 of their DUMP (C(dump_sha256)) and of their type and
+        value (C(value_sha256), with set members and hash fields sorted, so that a
+        reload from the RDB file keeps it).
+      - Only keys whose value is the same before and after the save are kept, so each
         sample is known to be in the saved file with that value.
     type: int
     default: 5
@@ -132,7 +135,11 @@ snapshot:
     aof_dir: null
     keyspace: {db0: {keys: 120, expires: 20}}
     samples:
-      - {db: 0, key: "user:1", type: hash, dump_sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae}
+      - db: 0
+        key: "user:1"
+        type: hash
+        dump_sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+        value_sha256: 5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9
 waited_for_running_save:
   description: Whether a save that was already running had to finish first.
   type: bool
@@ -331,7 +338,7 @@ def _db_client(params, db):
 
 
 def pick_samples(params, key_counts, per_db) -> list:
-    """Pick up to per_db persistent keys per database with their DUMP digests."""
+    """Pick up to per_db persistent keys per database with their digests."""
     samples = []
     if per_db <= 0:
         return samples
@@ -347,7 +354,8 @@ def pick_samples(params, key_counts, per_db) -> list:
             if client.ttl(key) != -1:
                 continue
             digest = _redis.dump_sha256(client, key)
-            if digest is None:
+            value_digest = _redis.value_sha256(client, key)
+            if digest is None or value_digest is None:
                 continue
             samples.append(
                 {
@@ -355,6 +363,7 @@ def pick_samples(params, key_counts, per_db) -> list:
                     "key": text,
                     "type": _redis.decode(client.type(key)),
                     "dump_sha256": digest,
+                    "value_sha256": value_digest,
                 }
             )
             found += 1
@@ -365,7 +374,7 @@ def pick_samples(params, key_counts, per_db) -> list:
 
 
 def keep_unchanged_samples(params, samples) -> list:
-    """Keep the samples whose DUMP is unchanged, so they are in the saved file."""
+    """Keep the samples whose value is unchanged, so they are in the saved file."""
     kept = []
     clients = {}
     for sample in samples:
@@ -375,7 +384,7 @@ def keep_unchanged_samples(params, samples) -> list:
         key = sample["key"].encode("utf-8")
         if client.ttl(key) != -1:
             continue
-        if _redis.dump_sha256(client, key) == sample["dump_sha256"]:
+        if _redis.value_sha256(client, key) == sample["value_sha256"]:
             kept.append(sample)
     for client in clients.values():
         client.close()

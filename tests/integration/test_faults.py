@@ -696,16 +696,6 @@ def test_full_sigterm_in_mongodb_restore_then_rerun(predeploy_backup):
     assert_full_takeover_converges(killed, predeploy_backup)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason=(
-        "seen once: after Redis was started again, the converging run failed at"
-        " 'Restore Redis | Compare the key counts and sample keys with the snapshot'"
-        " because the DUMP of sample key 'rooms' differed from the snapshot's, while"
-        " the key count (35) matched; the cause is not known yet"
-    ),
-)
 def test_full_sigterm_in_redis_restore_then_rerun(predeploy_backup):
     """Kill the run after it stopped Redis for the restore.
 

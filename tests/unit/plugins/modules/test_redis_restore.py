@@ -299,6 +299,32 @@ def test_restore_then_verify_matches(snapshot_dir, redis_server, capsys):
     assert result["rdb_last_load_keys_loaded"] == 4
 
 
+def test_verify_compares_dump_for_snapshot_without_value_digest(
+    snapshot_dir, redis_server, capsys
+):
+    """A snapshot of collection 0.2.0 has only dump_sha256, so DUMP is compared."""
+    path = snapshot_dir / "snapshot.json"
+    snapshot = json.loads(path.read_text())
+    for sample in snapshot["samples"]:
+        del sample["value_sha256"]
+    path.write_text(json.dumps(snapshot))
+    server = redis_server(start=False)
+    redis_restore.restore(
+        restore_params(snapshot_dir, server.data_dir, server.port), False, print, STAMP
+    )
+    server.start()
+    server.client().set("user:1", "mallory")
+
+    result = run_module(
+        redis_verify, {"src": str(snapshot_dir), "port": server.port}, capsys
+    )
+
+    assert result["failed"] is True
+    assert result["problems"][0].startswith(
+        "sample key 'user:1' in db0 differs from the snapshot (DUMP SHA-256 "
+    )
+
+
 def test_verify_reports_changed_and_extra_keys(snapshot_dir, redis_server, capsys):
     server = redis_server(start=False)
     redis_restore.restore(
@@ -317,9 +343,9 @@ def test_verify_reports_changed_and_extra_keys(snapshot_dir, redis_server, capsy
     assert result["failed"] is True
     assert result["problems"][0] == "db0 has 5 keys, expected 3 to 4"
     assert result["problems"][1].startswith(
-        "sample key 'user:1' in db0 differs from the snapshot (DUMP SHA-256 "
+        "sample key 'user:1' in db0 differs from the snapshot (value SHA-256 "
     )
-    assert result["problems"][1].endswith(f"expected {recorded['dump_sha256']})")
+    assert result["problems"][1].endswith(f"expected {recorded['value_sha256']})")
     assert result["msg"].startswith(
         f"Redis at 127.0.0.1:{server.port} against the snapshot "
         f"{str(snapshot_dir)!r} does not match: db0 has 5 keys, expected 3 to 4; "
