@@ -174,11 +174,27 @@ new_collections:
   returned: always
   sample: [{namespace: truebond.audit_log, documents: 3, dropped: false}]
 restored:
-  description: The collections restored, with documents inserted and indexes.
+  description:
+    - The collections restored, with documents inserted and indexes.
+    - When the server fails part-way through the pymongo restore, the collections
+      restored before the failure.
   type: list
   elements: dict
-  returned: success and not check mode
+  returned: success and not check mode, and when the pymongo restore failed part-way
   sample: [{namespace: truebond.users, documents: 1200, indexes: [_id_, email_1]}]
+failed_collection:
+  description:
+    - The namespace whose restore the server error interrupted. It may already be
+      dropped or hold part of its documents.
+  type: str
+  returned: when the pymongo restore failed part-way
+  sample: truebond.messages
+not_restored:
+  description: The namespaces in scope that the failed pymongo restore never reached.
+  type: list
+  elements: str
+  returned: when the pymongo restore failed part-way
+  sample: [truebond.rooms]
 verification:
   description: Count and index comparison with the snapshot after the restore.
   type: dict
@@ -569,11 +585,16 @@ def run(module):
                 for s, n, e in selected
             ]
         else:
-            for source_db, name, entry in selected:
+            for position, (source_db, name, entry) in enumerate(selected):
                 database = client[mapping[source_db]]
-                inserted = restore_collection(
-                    database, name, entry, src, params["batch_size"]
-                )
+                try:
+                    inserted = restore_collection(
+                        database, name, entry, src, params["batch_size"]
+                    )
+                except _mongo.PyMongoError as error:
+                    raise PartialRestoreError(
+                        uri, src, error, restored, selected[position:], mapping
+                    ) from error
                 restored.append(
                     {
                         "namespace": f"{database.name}.{name}",
@@ -605,6 +626,33 @@ class VerificationError(MongoSnapshotError):
     def __init__(self, message, result):
         super().__init__(message)
         self.result = result
+
+
+class PartialRestoreError(MongoSnapshotError):
+    """A server error part-way through the pymongo restore, with what it reached.
+
+    ``remaining`` starts with the collection whose restore failed, which the restore
+    may already have dropped or partly filled.
+    """
+
+    def __init__(self, uri, src, error, restored, remaining, mapping):
+        done = [item["namespace"] for item in restored]
+        failed, *untouched = [f"{mapping[s]}.{n}" for s, n, _e in remaining]
+        super().__init__(
+            f"restore into {_mongo.describe_uri(uri)} from {src!r} failed at "
+            f"collection {failed}: {_mongo.redact(str(error), uri)}. Restored before "
+            f"the failure: {', '.join(done) or 'none'}. {failed} may already be "
+            "dropped or partly restored. Not started: "
+            f"{', '.join(untouched) or 'none'}. The snapshot folder is unchanged: "
+            "once MongoDB answers again, run the restore again, which restores every "
+            "collection in scope."
+        )
+        self.result = {
+            "path": src,
+            "restored": restored,
+            "failed_collection": failed,
+            "not_restored": untouched,
+        }
 
 
 def build_diff(plan, new_collections):
@@ -649,7 +697,7 @@ def main():
     uri = module.params["uri"]
     try:
         result = run(module)
-    except VerificationError as error:
+    except (VerificationError, PartialRestoreError) as error:
         module.fail_json(msg=str(error), **error.result)
     except MongoSnapshotError as error:
         module.fail_json(msg=str(error), path=src)

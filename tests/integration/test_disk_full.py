@@ -1,12 +1,12 @@
 # Copyright: Contributors to the truebond.rollback collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A disk that fills up while a database rollback captures the state.
+"""A disk that fills up while a rollback captures the state.
 
 The incident folders go to a small tmpfs mounted for the test. The run is paused at
-the MongoDB snapshot, the tmpfs is filled to the last byte, and the run goes on. The
-snapshot cannot be written, and neither can the rollback log of the failed run, so
-the test checks that the run still stops before any data changes and still prints
-its account of the state. After space is freed, the same command converges.
+a task of the capture, the tmpfs is filled to the last byte, and the run goes on.
+The capture cannot be written, and neither can the rollback log of the failed run,
+so the tests check that the run still stops before anything changes and still
+prints its account of the state. After space is freed, the same command converges.
 """
 
 from __future__ import annotations
@@ -16,23 +16,34 @@ import os
 from pathlib import Path
 
 import pytest
-from drill_helpers import run_checked
+from drill_helpers import FAST_HEALTH_DEADLINE, reset_stack, run_checked
 from test_faults import (
     DATA_ROLLBACK_VARS,
+    DISABLE_FEATURE,
+    FLAG,
+    ROLLBACK_APP,
     ROLLBACK_DB,
+    ROLLBACK_FULL,
     PlaybookProcess,
+    assert_backend_converged,
+    assert_flag_off_converged,
     assert_stack_unchanged,
     data_differences,
+    flag_on_restored,  # noqa: F401 - a fixture, used by name
     fresh_v100,
     lock_record,
     paused_at,
     predeploy_backup,  # noqa: F401 - a fixture, used by name
+    record_data,
     take_snapshot,
 )
 
 pytestmark = pytest.mark.usefixtures("drill_stack")
 
 SNAPSHOT_BANNER = "Capture | Take the MongoDB snapshot main"
+REDIS_SNAPSHOT_BANNER = "Capture | Take the Redis snapshot cache"
+# The first task of the capture that writes more than a folder.
+LOGS_BANNER = "Capture | Save the recent log lines of each container"
 # Big enough for the incident folder's files before the snapshot (container logs,
 # compose and env copies, the image list), small enough to fill in an instant.
 DISK_SIZE = "32m"
@@ -83,13 +94,9 @@ def fill(mount: Path) -> Path:
 def test_db_disk_full_at_capture_then_rerun(predeploy_backup, small_disk):  # noqa: F811
     data_before = fresh_v100()
     before = take_snapshot()
-    extra = {
-        **DATA_ROLLBACK_VARS,
-        "backup": str(predeploy_backup.path),
-        "truebond_backup_root": str(small_disk),
-        # The preflight's minimum would refuse this small disk before the capture.
-        "truebond_capture_min_free_mb": 1,
-    }
+    extra = small_disk_vars(
+        small_disk, **DATA_ROLLBACK_VARS, backup=str(predeploy_backup.path)
+    )
     fillers = []
 
     run = PlaybookProcess(ROLLBACK_DB, extra)
@@ -119,6 +126,110 @@ def test_db_disk_full_at_capture_then_rerun(predeploy_backup, small_disk):  # no
     assert lock_record() is None
 
 
-def run_checked_playbook(extra: dict):
-    """Run the database rollback to the end and return its result."""
-    return PlaybookProcess(ROLLBACK_DB, extra).finish()
+def run_checked_playbook(extra: dict, playbook: str = ROLLBACK_DB):
+    """Run ``playbook`` to the end and return its result."""
+    return PlaybookProcess(playbook, extra).finish()
+
+
+def small_disk_vars(small_disk: Path, **extra) -> dict:
+    """Return extra vars that put the incident folders on ``small_disk``."""
+    return {
+        **extra,
+        "truebond_backup_root": str(small_disk),
+        # The preflight's minimum would refuse this small disk before the capture.
+        "truebond_capture_min_free_mb": 1,
+    }
+
+
+def assert_disk_full_account(flat: str, failed_line: str) -> None:
+    assert "No space left on device" in flat
+    assert "WARNING: the rollback log was NOT written to" in flat
+    assert failed_line in flat
+
+
+def test_full_disk_full_at_redis_snapshot_then_rerun(predeploy_backup, small_disk):  # noqa: F811
+    data_before = fresh_v100()
+    before = take_snapshot()
+    extra = small_disk_vars(
+        small_disk, **DATA_ROLLBACK_VARS, backup=str(predeploy_backup.path)
+    )
+    fillers = []
+
+    run = PlaybookProcess(ROLLBACK_FULL, extra)
+    paused_at(run, REDIS_SNAPSHOT_BANNER, lambda: fillers.append(fill(small_disk)))
+    result = run.finish()
+
+    assert result.rc == 2, result.describe()
+    flat = result.flat_output
+    assert 'The redis snapshot "cache" failed:' in flat, result.describe()
+    assert "before any step that could lose data" in flat
+    assert_disk_full_account(flat, "Full system rollback to v0.9.5 FAILED at task")
+    assert_stack_unchanged(before)
+    assert data_differences(data_before) == []
+    assert lock_record() is None
+    for record in small_disk.glob("incident-*/datastores/cache/snapshot.json"):
+        assert '"complete": true' not in record.read_text(encoding="utf-8"), record
+
+    fillers[0].unlink()
+    rerun = run_checked_playbook(extra, ROLLBACK_FULL)
+
+    assert rerun.rc == 0, rerun.describe()
+    assert_backend_converged("v0.9.5")
+    assert data_differences(predeploy_backup.data) == []
+    assert lock_record() is None
+
+
+def test_app_disk_full_at_capture_then_rerun(small_disk):
+    reset_stack("v1.0.0")
+    before = take_snapshot()
+    extra = small_disk_vars(
+        small_disk, version="v0.9.5", truebond_health_deadline=FAST_HEALTH_DEADLINE
+    )
+    fillers = []
+
+    run = PlaybookProcess(ROLLBACK_APP, extra)
+    paused_at(run, LOGS_BANNER, lambda: fillers.append(fill(small_disk)))
+    result = run.finish()
+
+    assert result.rc == 2, result.describe()
+    flat = result.flat_output
+    assert_disk_full_account(flat, "Rollback to v0.9.5 FAILED at task")
+    assert (
+        "Automatic recovery: not attempted, because the failure came before the "
+        "switch, so the backend was not changed."
+    ) in flat, result.describe()
+    assert_stack_unchanged(before)
+    assert lock_record() is None
+
+    fillers[0].unlink()
+    rerun = run_checked_playbook(extra, ROLLBACK_APP)
+
+    assert rerun.rc == 0, rerun.describe()
+    assert_backend_converged("v0.9.5")
+    assert lock_record() is None
+
+
+def test_disable_disk_full_at_capture_then_rerun(flag_on_restored, small_disk):  # noqa: F811
+    reset_stack("v1.0.0")
+    before = take_snapshot()
+    data_before = record_data()
+    extra = small_disk_vars(small_disk, feature=FLAG)
+    fillers = []
+
+    run = PlaybookProcess(DISABLE_FEATURE, extra)
+    paused_at(run, LOGS_BANNER, lambda: fillers.append(fill(small_disk)))
+    result = run.finish()
+
+    assert result.rc == 2, result.describe()
+    flat = result.flat_output
+    assert_disk_full_account(flat, f"Feature disable {FLAG}=false FAILED at task")
+    # The capture comes before the env file changes.
+    assert_stack_unchanged(before)
+    assert take_snapshot().env_production_bytes == before.env_production_bytes
+    assert lock_record() is None
+
+    fillers[0].unlink()
+    rerun = run_checked_playbook(extra, DISABLE_FEATURE)
+
+    assert rerun.rc == 0, rerun.describe()
+    assert_flag_off_converged(data_before)

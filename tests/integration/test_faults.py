@@ -195,6 +195,23 @@ class PlaybookProcess:
         return CommandResult(self.argv, self.process.returncode, output, "")
 
 
+# How ansible-core 2.19 ends on each signal: SIGINT (Ctrl+C) raises
+# KeyboardInterrupt, which it reports, and exits 99. SIGTERM is passed to the
+# workers and then kills the process, so Python's subprocess reports -15. Neither
+# runs the playbook's rescue or always section, so the lock stays behind.
+EXIT_CODES = {signal.SIGINT: 99, signal.SIGTERM: -signal.SIGTERM}
+INTERRUPTS = [
+    pytest.param(signal.SIGINT, id="SIGINT"),
+    pytest.param(signal.SIGTERM, id="SIGTERM"),
+]
+
+
+def assert_interrupted(result: CommandResult, signum: int) -> None:
+    assert result.rc == EXIT_CODES[signum], result.describe()
+    if signum == signal.SIGINT:
+        assert "User interrupted execution" in result.output
+
+
 def paused_at(run: PlaybookProcess, banner: str, action) -> None:
     """Pause ``run`` when ``banner`` appears, call ``action``, then let it go on."""
     run.wait_for(banner)
@@ -641,22 +658,31 @@ class KilledRun:
     data_before: dict
 
 
-def kill_full_run_at(banner: str, delay: float) -> KilledRun:
-    """Start rollback_full on fresh v1.0.0 data, SIGTERM it ``delay`` s after ``banner``.
+def kill_full_run_at(
+    banner: str,
+    delay: float,
+    signum: int = signal.SIGTERM,
+    wait=None,
+) -> KilledRun:
+    """Start rollback_full on fresh v1.0.0 data and send ``signum`` after ``banner``.
 
-    Assert that it died of the signal, that the capture's snapshots of both stores
-    are complete, and that a second run without takeover is rejected by the stale lock.
+    The signal comes ``delay`` s after the banner, or after ``wait()`` returns when
+    the test passes one. Assert that the run ended on the signal, that the capture's
+    snapshots of both stores are complete, and that a second run without takeover
+    is rejected by the stale lock.
     """
     data_before = fresh_v100()
     before = take_snapshot()
 
     run = PlaybookProcess(ROLLBACK_FULL, DATA_ROLLBACK_VARS)
     run.wait_for(banner)
+    if wait is not None:
+        wait()
     time.sleep(delay)
-    run.send(signal.SIGTERM)
+    run.send(signum)
     result = run.finish()
 
-    assert result.rc == -signal.SIGTERM, result.describe()
+    assert_interrupted(result, signum)
     incident = new_incident_folder(before.incident_folders)
     # Both snapshots of the capture are complete, so the data from before the run is
     # kept even though the restore stopped part-way.
@@ -692,6 +718,24 @@ def assert_full_takeover_converges(killed: KilledRun, backup: PredeployBackup) -
 def test_full_sigterm_in_mongodb_restore_then_rerun(predeploy_backup):
     """Kill the run while it restores MongoDB, with every service stopped."""
     killed = kill_full_run_at("Restore | Drop and restore the collections from", 0.5)
+
+    assert_full_takeover_converges(killed, predeploy_backup)
+
+
+def test_full_sigint_in_stop_then_rerun(predeploy_backup):
+    """Interrupt the run once the stop phase has stopped the backend.
+
+    Every application container is down and no data store is restored yet, so the
+    data must be as before the run, and the takeover run converges.
+    """
+    # The stop keeps the container, so its name still finds it.
+    killed = kill_full_run_at(
+        "Stop services | Stop every service",
+        0,
+        signal.SIGINT,
+        wait=lambda: wait_until_stopped(BACKEND_CONTAINER),
+    )
+    assert data_differences(killed.data_before) == []
 
     assert_full_takeover_converges(killed, predeploy_backup)
 
@@ -910,7 +954,8 @@ def test_app_rerun_after_interrupted_recreate(
     assert lock_record() is None
 
 
-def test_app_sigint_in_switch_then_rerun(backend_containers_restored):
+@pytest.mark.parametrize("signum", INTERRUPTS)
+def test_app_signal_in_switch_then_rerun(backend_containers_restored, signum):
     """Interrupt the recreate once it has stopped the old container, then run again.
 
     Where the signal lands decides which of the states above the run leaves, so
@@ -924,15 +969,12 @@ def test_app_sigint_in_switch_then_rerun(backend_containers_restored):
     run = PlaybookProcess(ROLLBACK_APP, {"version": "v0.9.5"})
     run.wait_for("Switch image | Recreate on the new image only the service")
     wait_until_stopped(old_id)
-    run.send(signal.SIGINT)
+    run.send(signum)
     result = run.finish()
 
-    assert result.rc == 99, result.describe()
-    assert "User interrupted execution" in result.output
+    assert_interrupted(result, signum)
     assert len(incident_folders() - before) == 1
-    held = lock_record()
-    assert held is not None
-    assert held["procedure"] == "rollback_app"
+    assert_stale_lock_rejected(run, "rollback_app", {"version": "v0.9.5"}, ROLLBACK_APP)
 
     rerun = run_playbook(
         {"version": "v0.9.5", "rollback_lock_takeover": True}, playbook=ROLLBACK_APP
@@ -1018,6 +1060,79 @@ def test_app_crash_looping_target_then_rerun(crashing_release):
 
     assert rerun.rc == 0, rerun.describe()
     assert_backend_runs("v0.9.5")
+
+
+# The automatic recovery switches back only to the image that ran before the run.
+# These tests change that image's tag while the run verifies the unhealthy v1.0.0.
+PREVIOUS_IMAGE = "truebond-backend:v0.9.5"
+# A second tag that keeps the v0.9.5 image on the host while its own tag is gone.
+KEEPER_TAG = "truebond-backend:fault-drill-keep"
+
+
+@pytest.fixture
+def previous_image_restored():
+    """Put the v0.9.5 tag back on the image it named, and the stack on v1.0.0."""
+    original = image_id(PREVIOUS_IMAGE)
+    yield original
+    run_checked(["docker", "tag", original, PREVIOUS_IMAGE])
+    remove_image(KEEPER_TAG)
+    reset_stack("v1.0.0")
+
+
+def untag_previous_image(original: str) -> None:
+    run_checked(["docker", "tag", original, KEEPER_TAG])
+    run_checked(["docker", "image", "rm", PREVIOUS_IMAGE])
+
+
+def move_previous_tag(original: str) -> None:
+    run_checked(["docker", "tag", "truebond-backend:v1.0.0", PREVIOUS_IMAGE])
+
+
+@pytest.mark.parametrize(
+    ("change_image", "reason"),
+    [
+        pytest.param(
+            untag_previous_image,
+            "image truebond-backend:v0.9.5 is no longer on the host.",
+            id="tag-removed",
+        ),
+        pytest.param(
+            move_previous_tag,
+            "truebond-backend:v0.9.5 is image sha256:",
+            id="tag-moved",
+        ),
+    ],
+)
+def test_app_no_recovery_when_previous_image_changed(
+    previous_image_restored, change_image, reason
+):
+    """Change the v0.9.5 tag while the run verifies v1.0.0: no switch back to it."""
+    original = previous_image_restored
+    reset_stack("v0.9.5")
+    before = incident_folders()
+
+    run = PlaybookProcess(
+        ROLLBACK_APP,
+        {"version": "v1.0.0", "truebond_health_deadline": FAST_HEALTH_DEADLINE},
+    )
+    paused_at(run, "Verify health | Probe", lambda: change_image(original))
+    result = run.finish()
+
+    assert result.rc == 2, result.describe()
+    flat = result.flat_output
+    assert f"Automatic recovery: not attempted, because {reason}" in flat, (
+        result.describe()
+    )
+    # The failed target stays: switching to a changed image could start other code.
+    backend = inspect_container(BACKEND_CONTAINER)
+    assert backend.image == "truebond-backend:v1.0.0"
+    assert backend.status == "running"
+    log = read_rollback_log(new_incident_folder(before))
+    assert log["result"] == "failed"
+    assert log["state"]["recovery"]["attempted"] is False
+    assert reason.rstrip(".") in log["state"]["recovery"]["reason"]
+    assert "recover" not in [phase["phase"] for phase in log["timeline"]]
+    assert lock_record() is None
 
 
 # --- Feature disable ------------------------------------------------------------
@@ -1150,7 +1265,8 @@ def test_disable_rerun_after_interrupted_recreate(flag_on_restored):
     assert_flag_off_converged(data_before)
 
 
-def test_disable_sigint_in_recreate_then_rerun(flag_on_restored):
+@pytest.mark.parametrize("signum", INTERRUPTS)
+def test_disable_signal_in_recreate_then_rerun(flag_on_restored, signum):
     """Interrupt the recreate that applies the flag, then take the lock over.
 
     The env file already has the new value when the recreate starts, so the
@@ -1164,11 +1280,10 @@ def test_disable_sigint_in_recreate_then_rerun(flag_on_restored):
     run = PlaybookProcess(DISABLE_FEATURE, {"feature": FLAG})
     run.wait_for("Disable feature | Recreate only the container of service backend")
     wait_until_stopped(old_id)
-    run.send(signal.SIGINT)
+    run.send(signum)
     result = run.finish()
 
-    assert result.rc == 99, result.describe()
-    assert "User interrupted execution" in result.output
+    assert_interrupted(result, signum)
     assert ENV_PRODUCTION.read_bytes() == flag_off_bytes()
     assert_stale_lock_rejected(
         run, "disable_feature", {"feature": FLAG}, DISABLE_FEATURE

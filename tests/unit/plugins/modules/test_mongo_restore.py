@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import textwrap
@@ -24,6 +25,7 @@ from mongo_server import (
     index_summary,
     raw_documents,
     run_module,
+    start_server,
     unique_name,
     warning_texts,
 )
@@ -318,6 +320,79 @@ def test_snapshot_of_other_database_rejected(server, database, tmp_path, capsys)
         "explicitly."
     )
     assert database_state(database.client, other.name) == state
+
+
+# Ports of the server that test_server_stopped_part_way_then_rerun stops and starts
+# again, outside the range of the shared server (conftest.py).
+OWN_SERVER_PORTS = range(27121, 27140)
+
+
+def folder_digests(folder):
+    """Return the SHA-256 of every file under folder, by relative path."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def own_server(tmp_path_factory):
+    """Start a SecantusDB server that only this test uses, so that it may stop it."""
+    server = start_server(tmp_path_factory, OWN_SERVER_PORTS)
+    yield server
+    server.stop()
+
+
+def test_server_stopped_part_way_then_rerun(own_server, tmp_path, capsys, monkeypatch):
+    """MongoDB stops after the first collection: the error names the state of each."""
+    server = own_server
+    client = server.client()
+    database = client["partway"]
+    seed(database)
+    before = database_state(client, "partway")
+    folder = tmp_path / "snap"
+    take_snapshot(server, database, folder, capsys)
+    snapshot_files = folder_digests(folder)
+    migrate(database)
+    client.close()
+
+    restore_collection = mongo_restore.restore_collection
+
+    def restore_then_stop_server(*args):
+        inserted = restore_collection(*args)
+        server.stop()
+        return inserted
+
+    monkeypatch.setattr(mongo_restore, "restore_collection", restore_then_stop_server)
+    args = restore_args(server, folder, "partway", timeout=1, drop_new_collections=True)
+    result = run_module(mongo_restore, args, capsys)
+    monkeypatch.undo()
+
+    assert result.get("failed") is True, result
+    namespaces = [f"partway.{name}" for name in ("messages", "types", "users")]
+    first = result["restored"][0]["namespace"]
+    assert [item["namespace"] for item in result["restored"]] == [first]
+    failed = result["failed_collection"]
+    untouched = result["not_restored"]
+    assert sorted([first, failed, *untouched]) == namespaces
+    assert len(untouched) == 1
+    message = result["msg"]
+    assert f"failed at collection {failed}:" in message
+    assert f"Restored before the failure: {first}." in message
+    assert f"Not started: {untouched[0]}." in message
+    assert "run the restore again" in message
+    # The snapshot is the only copy of the data from before: it must not change.
+    assert folder_digests(folder) == snapshot_files
+
+    # Same port and storage; the port may still have connections in TIME_WAIT.
+    server.start()
+    rerun = run_module(mongo_restore, args, capsys)
+
+    assert rerun.get("failed") is not True, rerun
+    assert rerun["verification"]["ok"] is True
+    with server.client() as check:
+        assert database_state(check, "partway") == before
 
 
 def test_unreachable_server_hides_password(server, database, tmp_path, capsys):
