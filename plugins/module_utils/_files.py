@@ -157,3 +157,21 @@ def atomic_write(path, data: bytes, backup: bool = False, mode: int | None = Non
 
     _fsync_directory(directory)
     return backup_path
+
+
+def free_space_text(folder: str) -> str:
+    """Describe the free space of the filesystem that contains ``folder``."""
+    current = os.path.abspath(folder)
+    while not os.path.exists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    try:
+        stats = os.statvfs(current)
+    except OSError as error:
+        return f"free space unknown ({error})"
+    free = stats.f_bavail * stats.f_frsize
+    return f"{free // (1024 * 1024)} MiB ({free} bytes) free on the filesystem of {current}"
+
+
+def is_disk_full(error: OSError) -> bool:
+    """Return whether ``error`` means that the disk or the user's quota is full."""
+    return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)

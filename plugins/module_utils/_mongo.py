@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import gzip
 import hashlib
 import json
@@ -27,8 +26,10 @@ import tempfile
 import traceback
 from urllib.parse import unquote
 
-from ansible_collections.truebond.rollback.plugins.module_utils._files import (
+from ansible_collections.truebond.rollback.plugins.module_utils._files import (  # noqa: F401 - free_space_text and is_disk_full are used as _mongo.<name>
     atomic_write,
+    free_space_text,
+    is_disk_full,
     sha256_file,
 )
 
@@ -718,23 +719,6 @@ def resolve_tool_method(method, tool, executable):
 
 
 # Free space and cleanup ---------------------------------------------------------
-
-
-def free_space_text(folder: str) -> str:
-    """Describe the free space of the filesystem that contains ``folder``."""
-    current = os.path.abspath(folder)
-    while not os.path.exists(current) and os.path.dirname(current) != current:
-        current = os.path.dirname(current)
-    try:
-        stats = os.statvfs(current)
-    except OSError as error:
-        return f"free space unknown ({error})"
-    free = stats.f_bavail * stats.f_frsize
-    return f"{free // BYTES_PER_MIB} MiB ({free} bytes) free on the filesystem of {current}"
-
-
-def is_disk_full(error: OSError) -> bool:
-    return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
 
 
 def remove_database_folders(folder: str, databases) -> None:

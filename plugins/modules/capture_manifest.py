@@ -213,6 +213,8 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.truebond.rollback.plugins.module_utils._files import (
     atomic_write,
+    free_space_text,
+    is_disk_full,
     sha256_file,
 )
 
@@ -760,6 +762,12 @@ def main():
     except ManifestError as error:
         module.fail_json(msg=str(error))
     except OSError as error:
+        if is_disk_full(error):
+            module.fail_json(
+                msg=f"writing in {root!r} failed because the disk is full: {error}. "
+                f"{free_space_text(root)}. The records and the manifest of the "
+                "folder are incomplete. Free space there, then run again."
+            )
         module.fail_json(
             msg=f"reading or writing in {root!r} failed: {error}; check that the "
             "folder and its files are readable and the folder is writable"

@@ -162,7 +162,6 @@ would_copy:
   sample: {dump.rdb: 10485}
 """
 
-import errno
 import hashlib
 import json
 import os
@@ -173,6 +172,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.truebond.rollback.plugins.module_utils import _redis
 from ansible_collections.truebond.rollback.plugins.module_utils._files import (
     atomic_write,
+    free_space_text,
+    is_disk_full,
 )
 
 COPY_CHUNK = 4 * 1024 * 1024
@@ -443,10 +444,10 @@ def copy_files(files, dest) -> dict:
         try:
             copied[relative] = copy_file(source, target)
         except OSError as error:
-            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            if is_disk_full(error):
                 exc = DiskFullError(
                     f"no space left in {dest!r} while copying {source!r}: {error}. "
-                    "The snapshot is marked incomplete and is never restored from. "
+                    f"{free_space_text(dest)}. The snapshot is marked incomplete and is never restored from. "
                     "Free space or choose another backup folder, then capture again."
                 )
                 exc.copied = copied
@@ -615,7 +616,7 @@ def main():
     except OSError as error:
         advice = (
             "The disk of dest is full: free space or choose another folder"
-            if error.errno in (errno.ENOSPC, errno.EDQUOT)
+            if is_disk_full(error)
             else "Check the permissions of dest and of the Redis data folder"
         )
         module.fail_json(

@@ -147,6 +147,18 @@ def assert_disk_full_account(flat: str, failed_line: str) -> None:
     assert failed_line in flat
 
 
+def assert_log_save_failure(flat: str) -> None:
+    """Assert that the failed save of the container logs names the full disk."""
+    assert (
+        'FAILED at task "Capture | Fail because a container log could not be saved"'
+        in flat
+    )
+    assert "Saving the recent log lines of truebond-backend" in flat
+    assert "0 MiB (0 bytes) are free on the filesystem of" in flat
+    assert "so the disk is full" in flat
+    assert "The capture stopped before the rollback changed anything." in flat
+
+
 def test_full_disk_full_at_redis_snapshot_then_rerun(predeploy_backup, small_disk):  # noqa: F811
     data_before = fresh_v100()
     before = take_snapshot()
@@ -194,10 +206,13 @@ def test_app_disk_full_at_capture_then_rerun(small_disk):
     assert result.rc == 2, result.describe()
     flat = result.flat_output
     assert_disk_full_account(flat, "Rollback to v0.9.5 FAILED at task")
+    assert_log_save_failure(flat)
     assert (
         "Automatic recovery: not attempted, because the failure came before the "
         "switch, so the backend was not changed."
     ) in flat, result.describe()
+    # Nothing was switched, so no container failed.
+    assert "Read the log of the failed container" not in flat
     assert_stack_unchanged(before)
     assert lock_record() is None
 
@@ -223,6 +238,7 @@ def test_disable_disk_full_at_capture_then_rerun(flag_on_restored, small_disk): 
     assert result.rc == 2, result.describe()
     flat = result.flat_output
     assert_disk_full_account(flat, f"Feature disable {FLAG}=false FAILED at task")
+    assert_log_save_failure(flat)
     # The capture comes before the env file changes.
     assert_stack_unchanged(before)
     assert take_snapshot().env_production_bytes == before.env_production_bytes

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -212,6 +213,35 @@ def test_present_writes_manifest(incident, capsys):
     ]
     for name in ("manifest.json", "SHA256SUMS"):
         assert stat.S_IMODE(os.stat(incident / name).st_mode) == 0o600
+
+
+def test_present_disk_full_names_free_space(incident, capsys, monkeypatch):
+    """A full disk while the records are written fails with the free space."""
+
+    def full_disk(path, data, backup=False, mode=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(capture_manifest, "atomic_write", full_disk)
+    result = run_main(
+        {
+            "path": str(incident),
+            "documents": {"symptoms-2.md": "# More symptoms\n"},
+        },
+        capsys,
+    )
+
+    assert result["failed"] is True
+    message = result["msg"]
+    assert message.startswith(
+        f"writing in {str(incident)!r} failed because the disk is full: "
+        "[Errno 28] No space left on device. "
+    )
+    assert "MiB (" in message
+    assert "free on the filesystem of " in message
+    assert "Free space there, then run again." in message
+    assert "exception" not in result
+    assert not (incident / "manifest.json").exists()
+    assert not (incident / "SHA256SUMS").exists()
 
 
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs sha256sum")

@@ -240,12 +240,16 @@ def test_snapshot_disk_full_marks_incomplete(
     result = run_main({"port": server.port, "dest": str(dest)}, capsys)
 
     assert result["failed"] is True
-    assert result["msg"] == (
+    message = result["msg"]
+    assert message.startswith(
         f"Redis snapshot 'snap' of 127.0.0.1:{server.port} failed: no space left in "
         f"{str(dest)!r} while copying {str(server.data_dir / 'dump.rdb')!r}: [Errno 28] "
-        f"No space left on device: {str(dest / 'dump.rdb')!r}. The snapshot is marked "
-        "incomplete and is never restored from. Free space or choose another backup "
-        "folder, then capture again."
+        f"No space left on device: {str(dest / 'dump.rdb')!r}. "
+    )
+    assert f"bytes) free on the filesystem of {dest}." in message
+    assert message.endswith(
+        ". The snapshot is marked incomplete and is never restored from. Free space "
+        "or choose another backup folder, then capture again."
     )
     assert result["snapshot"]["complete"] is False
     on_disk = json.loads((dest / "snapshot.json").read_text())
