@@ -192,7 +192,7 @@ def test_unknown_flag_rejected(feature, reason):
 
     result = run_disable({"feature": feature})
 
-    assert result.rc != 0, result.describe()
+    assert result.rc == 2, result.describe()
     assert reason in result.flat_output, result.describe()
     assert KNOWN_FLAGS_TEXT in result.flat_output, result.describe()
     assert "Nothing was written." in result.flat_output, result.describe()
@@ -207,7 +207,7 @@ def test_flag_outside_allowed_list_rejected():
         {"feature": "PAYMENTS_ENABLED", "disable_feature_allowed": [FLAG]}
     )
 
-    assert result.rc != 0, result.describe()
+    assert result.rc == 2, result.describe()
     assert (
         "'PAYMENTS_ENABLED' is not in the allowed list (REALTIME_MESSAGING_ENABLED)."
         " Known flags: REALTIME_MESSAGING_ENABLED." in result.flat_output
@@ -221,7 +221,7 @@ def test_missing_feature_rejected():
 
     result = run_disable({})
 
-    assert result.rc != 0, result.describe()
+    assert result.rc == 2, result.describe()
     assert "No feature flag was given. Pass -e feature=NAME" in result.flat_output
     assert_unchanged(before)
 
@@ -232,7 +232,7 @@ def test_bad_apply_choice_rejected():
 
     result = run_disable({"feature": FLAG, "apply": "restart"})
 
-    assert result.rc != 0, result.describe()
+    assert result.rc == 2, result.describe()
     assert (
         "value of apply must be one of: recreate, sighup, none, got: restart"
         in result.output
@@ -415,7 +415,7 @@ def test_failed_verification_writes_failed_log():
         }
     )
 
-    assert run.result.rc != 0, run.result.describe()
+    assert run.result.rc == 2, run.result.describe()
     output = run.result.flat_output
     assert f"Feature disable {FLAG}=false FAILED at task" in output
     assert f'flags in its environment {{"{FLAG}": "false"}}' in output

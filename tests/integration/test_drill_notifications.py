@@ -135,7 +135,7 @@ def test_failed_rollback_announced(success_run, peers, tmp_path):
 
     result = run_playbook(extra)
 
-    assert result.rc != 0
+    assert result.rc == 2, result.describe()
     new_texts = [
         payload["text"] for payload in peers["slack"].payloads()[slack_before:]
     ]

@@ -212,6 +212,33 @@ def assert_interrupted(result: CommandResult, signum: int) -> None:
         assert "User interrupted execution" in result.output
 
 
+def closed_channels(state_dir: Path) -> dict:
+    """Return notify settings whose chat webhook and status page refuse connections."""
+    return {
+        "notify_slack_webhook_url": f"http://127.0.0.1:{free_port()}/hooks/drill",
+        "notify_statuspage_api_base": f"http://127.0.0.1:{free_port()}/v1",
+        "notify_statuspage_page_id": "drillpage01",
+        "notify_statuspage_api_key": "fault-drill-statuspage-key",
+        "notify_state_dir": str(state_dir),
+        "notify_retry_delay": 0,
+    }
+
+
+def assert_channels_failed(result: CommandResult, incident: Path) -> None:
+    """Assert that the run succeeded and logged each closed channel as failed."""
+    assert result.rc == 0, result.describe()
+    log = read_rollback_log(incident)
+    assert log["result"] == "success"
+    statuses = {
+        (entry["channel"], entry["event"], entry["status"])
+        for entry in log["extra"]["notifications"]
+    }
+    for event in ("rollback_started", "rollback_completed"):
+        assert ("slack", event, "failed") in statuses
+        assert ("statuspage", event, "failed") in statuses
+    assert "fault-drill-statuspage-key" not in result.output
+
+
 def paused_at(run: PlaybookProcess, banner: str, action) -> None:
     """Pause ``run`` when ``banner`` appears, call ``action``, then let it go on."""
     run.wait_for(banner)
@@ -543,7 +570,8 @@ def test_db_changed_bson_rejected(predeploy_backup, tmp_path):
     assert lock_record() is None
 
 
-def test_db_sigterm_in_restore_then_rerun(predeploy_backup):
+def test_db_sigterm_in_restore_then_rerun(predeploy_backup, tmp_path):
+    """Kill the restore, then converge with the chat and the status page down."""
     data_before = fresh_v100()
     before = take_snapshot()
 
@@ -568,12 +596,18 @@ def test_db_sigterm_in_restore_then_rerun(predeploy_backup):
     ) == sum(len(item["documents"]) for item in data_before["mongodb"].values())
     assert lock_record()["owner_pid"] == run.process.pid
     assert_stale_lock_rejected(run, "rollback_db", DATA_ROLLBACK_VARS, ROLLBACK_DB)
+    incidents = incident_folders()
 
     rerun = run_playbook(
-        {**DATA_ROLLBACK_VARS, "rollback_lock_takeover": True}, playbook=ROLLBACK_DB
+        {
+            **DATA_ROLLBACK_VARS,
+            **closed_channels(tmp_path),
+            "rollback_lock_takeover": True,
+        },
+        playbook=ROLLBACK_DB,
     )
 
-    assert rerun.rc == 0, rerun.describe()
+    assert_channels_failed(rerun, new_incident_folder(incidents))
     assert f"Took over the stale rollback lock '{LOCK_FILE}' of" in rerun.flat_output
     assert_backend_runs("v0.9.5")
     assert data_differences(predeploy_backup.data, "mongodb") == []
@@ -603,22 +637,34 @@ def test_full_redis_down_at_preflight_stops(predeploy_backup):
     assert lock_record() is None
 
 
-def test_full_redis_down_at_capture_stops(predeploy_backup):
+@pytest.mark.parametrize(
+    ("store", "snapshot", "address"),
+    [
+        pytest.param("redis", 'redis snapshot "cache"', "127.0.0.1:6379", id="redis"),
+        pytest.param(
+            "mongodb", 'mongodb snapshot "main"', "127.0.0.1:27017", id="mongodb"
+        ),
+    ],
+)
+def test_full_store_down_at_capture_stops(predeploy_backup, store, snapshot, address):
     data_before = fresh_v100()
     before = take_snapshot()
 
     run = PlaybookProcess(ROLLBACK_FULL, DATA_ROLLBACK_VARS)
     try:
-        paused_at(run, CAPTURE_BANNER, lambda: stack("stop-store", "redis"))
+        paused_at(run, CAPTURE_BANNER, lambda: stack("stop-store", store))
         result = run.finish()
     finally:
         stack("start-stores")
 
     assert result.rc == 2, result.describe()
     flat = result.flat_output
-    assert 'The redis snapshot "cache" failed:' in flat, result.describe()
-    assert "127.0.0.1:6379" in flat
+    assert f"The {snapshot} failed:" in flat, result.describe()
+    assert address in flat
     assert "before any step that could lose data" in flat
+    assert "Full system rollback to v0.9.5 FAILED at task" in flat
+    assert "drill-only-mongodb-admin-password" not in result.output
+    assert "drill-only-redis-password" not in result.output
     assert_stack_unchanged(before)
     log = read_rollback_log(new_incident_folder(before.incident_folders))
     assert log["result"] == "failed"
@@ -797,14 +843,7 @@ def test_app_concurrent_run_rejected(tmp_path):
     """
     reset_stack("v1.0.0")
     before = incident_folders()
-    channels = {
-        "notify_slack_webhook_url": f"http://127.0.0.1:{free_port()}/hooks/drill",
-        "notify_statuspage_api_base": f"http://127.0.0.1:{free_port()}/v1",
-        "notify_statuspage_page_id": "drillpage01",
-        "notify_statuspage_api_key": "fault-drill-statuspage-key",
-        "notify_state_dir": str(tmp_path),
-        "notify_retry_delay": 0,
-    }
+    channels = closed_channels(tmp_path)
     first = PlaybookProcess(ROLLBACK_APP, {"version": "v0.9.5", **channels})
     first.wait_for("Rollback lock | Report the lock")
 
@@ -817,17 +856,8 @@ def test_app_concurrent_run_rejected(tmp_path):
     assert "for procedure rollback_app since" in flat
     assert f"Process {first.process.pid} on" in flat
     assert "so that rollback may still be running. Wait for it to finish." in flat
-    assert result.rc == 0, result.describe()
+    assert_channels_failed(result, new_incident_folder(before))
     assert_backend_runs("v0.9.5")
-    log = read_rollback_log(new_incident_folder(before))
-    assert log["result"] == "success"
-    statuses = {
-        (entry["channel"], entry["event"], entry["status"])
-        for entry in log["extra"]["notifications"]
-    }
-    assert ("slack", "rollback_completed", "failed") in statuses
-    assert ("statuspage", "rollback_completed", "failed") in statuses
-    assert "fault-drill-statuspage-key" not in result.output
     assert lock_record() is None
 
 
@@ -1167,16 +1197,30 @@ def acquire_lock(procedure: str, owner_pid: int) -> dict:
     return result
 
 
-def test_disable_rejected_while_lock_held():
+@pytest.mark.parametrize(
+    ("playbook", "extra_vars", "holder_procedure"),
+    [
+        pytest.param(
+            DISABLE_FEATURE,
+            {"feature": "REALTIME_MESSAGING_ENABLED"},
+            "rollback_db",
+            id="disable_feature",
+        ),
+        pytest.param(ROLLBACK_DB, DATA_ROLLBACK_VARS, "rollback_app", id="rollback_db"),
+        pytest.param(
+            ROLLBACK_FULL, DATA_ROLLBACK_VARS, "disable_feature", id="rollback_full"
+        ),
+    ],
+)
+def test_run_rejected_while_lock_held(playbook, extra_vars, holder_procedure):
+    """A run meets the lock of another procedure whose process still runs."""
     reset_stack("v1.0.0")
     before = take_snapshot()
+    data_before = record_data()
     holder = subprocess.Popen(["sleep", "300"])
     try:
-        lock = acquire_lock("rollback_db", holder.pid)
-        result = run_playbook(
-            {"feature": "REALTIME_MESSAGING_ENABLED"},
-            playbook="playbooks/disable_feature.yml",
-        )
+        lock = acquire_lock(holder_procedure, holder.pid)
+        result = run_playbook(extra_vars, playbook=playbook)
     finally:
         holder.kill()
         holder.wait()
@@ -1186,12 +1230,13 @@ def test_disable_rejected_while_lock_held():
     assert result.rc == 2, result.describe()
     flat = result.flat_output
     assert f"rollback lock '{LOCK_FILE}' is held by fault-drill-operator" in flat
-    assert "for procedure rollback_db since" in flat, result.describe()
+    assert f"for procedure {holder_procedure} since" in flat, result.describe()
     assert f"Process {holder.pid} on" in flat
     after = take_snapshot()
     assert after.env_production_bytes == before.env_production_bytes
     assert after.backend.id == before.backend.id
     assert after.incident_folders == before.incident_folders
+    assert data_differences(data_before) == []
 
 
 FLAG = "REALTIME_MESSAGING_ENABLED"

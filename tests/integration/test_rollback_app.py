@@ -135,7 +135,7 @@ def test_bad_version_rejected(version):
         {"version": version, "truebond_health_deadline": FAST_HEALTH_DEADLINE}
     )
 
-    assert result.rc != 0, result.describe()
+    assert result.rc == 2, result.describe()
     # The module quotes the value with repr(), so a trailing space stays visible.
     assert repr(version) in result.output, result.describe()
     assert KNOWN_VERSIONS_TEXT in result.output, result.describe()
@@ -163,7 +163,7 @@ def test_bad_choice_rejected(name, value, allowed):
         }
     )
 
-    assert result.rc != 0, result.describe()
+    assert result.rc == 2, result.describe()
     expected = f"value of {name} must be one of: {allowed}, got: {value}"
     assert expected in result.output, result.describe()
     assert_nothing_changed(before)
@@ -479,7 +479,7 @@ def test_unhealthy_target_fails_with_account(unhealthy_switch_to_v1):
     result = unhealthy_switch_to_v1.result
     output = result.output
 
-    assert result.rc != 0, result.describe()
+    assert result.rc == 2, result.describe()
     assert "FAILED" in output
     assert "/api/auth/health" in output
     assert "State left behind" in output
@@ -554,7 +554,7 @@ def test_recovery_off_keeps_new_container(unhealthy_switch_without_recovery):
     run = unhealthy_switch_without_recovery
     output = run.result.output
 
-    assert run.result.rc != 0, run.result.describe()
+    assert run.result.rc == 2, run.result.describe()
     assert run.backend.image == "truebond-backend:v1.0.0"
     assert run.backend.image_id == image_id("truebond-backend:v1.0.0")
     assert (
@@ -576,7 +576,7 @@ def test_no_recovery_when_backend_was_stopped_before():
         {"version": "v1.0.0", "truebond_health_deadline": FAST_HEALTH_DEADLINE}
     )
 
-    assert run.result.rc != 0, run.result.describe()
+    assert run.result.rc == 2, run.result.describe()
     assert (
         "Automatic recovery: not attempted, because the backend was exited before "
         "the run, so switching back would not restore service."
@@ -604,7 +604,7 @@ def test_unbuildable_target_changes_nothing(tag_without_dockerfile):
         {"version": "v0.9.3", "truebond_health_deadline": FAST_HEALTH_DEADLINE}
     )
 
-    assert result.rc != 0, result.describe()
+    assert result.rc == 2, result.describe()
     flat = result.flat_output
     assert "can be neither used nor built" in flat, result.describe()
     assert "truebond-backend:v0.9.3 is not a local image" in flat
@@ -645,7 +645,7 @@ def test_failed_build_keeps_running_backend(tag_with_failing_build):
         {"version": "v0.9.2", "truebond_health_deadline": FAST_HEALTH_DEADLINE}
     )
 
-    assert result.rc != 0, result.describe()
+    assert result.rc == 2, result.describe()
     # The failure comes from the build of the Dockerfile at the tag.
     assert FAILING_DOCKERFILE.decode().strip() in result.output, result.describe()
     backend = inspect_container(BACKEND_CONTAINER)
