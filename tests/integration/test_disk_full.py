@@ -91,26 +91,51 @@ def fill(mount: Path) -> Path:
     return filler
 
 
-def test_db_disk_full_at_capture_then_rerun(predeploy_backup, small_disk):  # noqa: F811
+@pytest.mark.parametrize(
+    ("playbook", "banner", "snapshot", "failed_line", "stores"),
+    [
+        pytest.param(
+            ROLLBACK_DB,
+            SNAPSHOT_BANNER,
+            'mongodb snapshot "main"',
+            "Database rollback to v0.9.5 FAILED at task",
+            "mongodb",
+            id="rollback_db-mongodb",
+        ),
+        pytest.param(
+            ROLLBACK_FULL,
+            REDIS_SNAPSHOT_BANNER,
+            'redis snapshot "cache"',
+            "Full system rollback to v0.9.5 FAILED at task",
+            "all",
+            id="rollback_full-redis",
+        ),
+    ],
+)
+def test_data_disk_full_at_snapshot_then_rerun(
+    predeploy_backup,  # noqa: F811 - the fixture imported above
+    small_disk,
+    playbook,
+    banner,
+    snapshot,
+    failed_line,
+    stores,
+):
     data_before = fresh_v100()
     before = take_snapshot()
     extra = small_disk_vars(
         small_disk, **DATA_ROLLBACK_VARS, backup=str(predeploy_backup.path)
     )
-    fillers = []
 
-    run = PlaybookProcess(ROLLBACK_DB, extra)
-    paused_at(run, SNAPSHOT_BANNER, lambda: fillers.append(fill(small_disk)))
-    result = run.finish()
+    result, filler = run_filling_disk_at(playbook, extra, banner, small_disk)
 
     assert result.rc == 2, result.describe()
     flat = result.flat_output
-    assert 'The mongodb snapshot "main" failed:' in flat, result.describe()
-    assert "No space left on device" in flat, result.describe()
+    assert f"The {snapshot} failed:" in flat, result.describe()
     assert "before any step that could lose data" in flat
-    assert "WARNING: the rollback log was NOT written to" in flat, result.describe()
-    assert "Database rollback to v0.9.5 FAILED at task" in flat, result.describe()
-    assert "mongodb: not touched by this run" in flat
+    assert_disk_full_account(flat, failed_line)
+    if playbook == ROLLBACK_DB:
+        assert "mongodb: not touched by this run" in flat
     assert_stack_unchanged(before)
     assert data_differences(data_before) == []
     assert lock_record() is None
@@ -118,12 +143,23 @@ def test_db_disk_full_at_capture_then_rerun(predeploy_backup, small_disk):  # no
     for record in small_disk.glob("incident-*/**/snapshot.json"):
         assert '"complete": true' not in record.read_text(encoding="utf-8"), record
 
-    fillers[0].unlink()
-    rerun = run_checked_playbook(extra)
+    filler.unlink()
+    rerun = run_checked_playbook(extra, playbook)
 
     assert rerun.rc == 0, rerun.describe()
-    assert data_differences(predeploy_backup.data, "mongodb") == []
+    assert_backend_converged("v0.9.5")
+    assert data_differences(predeploy_backup.data, stores) == []
     assert lock_record() is None
+
+
+def run_filling_disk_at(
+    playbook: str, extra: dict, banner: str, small_disk: Path
+) -> tuple:
+    """Run ``playbook``, fill ``small_disk`` at ``banner``; return the result and filler."""
+    fillers = []
+    run = PlaybookProcess(playbook, extra)
+    paused_at(run, banner, lambda: fillers.append(fill(small_disk)))
+    return run.finish(), fillers[0]
 
 
 def run_checked_playbook(extra: dict, playbook: str = ROLLBACK_DB):
@@ -159,49 +195,14 @@ def assert_log_save_failure(flat: str) -> None:
     assert "The capture stopped before the rollback changed anything." in flat
 
 
-def test_full_disk_full_at_redis_snapshot_then_rerun(predeploy_backup, small_disk):  # noqa: F811
-    data_before = fresh_v100()
-    before = take_snapshot()
-    extra = small_disk_vars(
-        small_disk, **DATA_ROLLBACK_VARS, backup=str(predeploy_backup.path)
-    )
-    fillers = []
-
-    run = PlaybookProcess(ROLLBACK_FULL, extra)
-    paused_at(run, REDIS_SNAPSHOT_BANNER, lambda: fillers.append(fill(small_disk)))
-    result = run.finish()
-
-    assert result.rc == 2, result.describe()
-    flat = result.flat_output
-    assert 'The redis snapshot "cache" failed:' in flat, result.describe()
-    assert "before any step that could lose data" in flat
-    assert_disk_full_account(flat, "Full system rollback to v0.9.5 FAILED at task")
-    assert_stack_unchanged(before)
-    assert data_differences(data_before) == []
-    assert lock_record() is None
-    for record in small_disk.glob("incident-*/datastores/cache/snapshot.json"):
-        assert '"complete": true' not in record.read_text(encoding="utf-8"), record
-
-    fillers[0].unlink()
-    rerun = run_checked_playbook(extra, ROLLBACK_FULL)
-
-    assert rerun.rc == 0, rerun.describe()
-    assert_backend_converged("v0.9.5")
-    assert data_differences(predeploy_backup.data) == []
-    assert lock_record() is None
-
-
 def test_app_disk_full_at_capture_then_rerun(small_disk):
     reset_stack("v1.0.0")
     before = take_snapshot()
     extra = small_disk_vars(
         small_disk, version="v0.9.5", truebond_health_deadline=FAST_HEALTH_DEADLINE
     )
-    fillers = []
 
-    run = PlaybookProcess(ROLLBACK_APP, extra)
-    paused_at(run, LOGS_BANNER, lambda: fillers.append(fill(small_disk)))
-    result = run.finish()
+    result, filler = run_filling_disk_at(ROLLBACK_APP, extra, LOGS_BANNER, small_disk)
 
     assert result.rc == 2, result.describe()
     flat = result.flat_output
@@ -216,7 +217,7 @@ def test_app_disk_full_at_capture_then_rerun(small_disk):
     assert_stack_unchanged(before)
     assert lock_record() is None
 
-    fillers[0].unlink()
+    filler.unlink()
     rerun = run_checked_playbook(extra, ROLLBACK_APP)
 
     assert rerun.rc == 0, rerun.describe()
@@ -229,11 +230,10 @@ def test_disable_disk_full_at_capture_then_rerun(flag_on_restored, small_disk): 
     before = take_snapshot()
     data_before = record_data()
     extra = small_disk_vars(small_disk, feature=FLAG)
-    fillers = []
 
-    run = PlaybookProcess(DISABLE_FEATURE, extra)
-    paused_at(run, LOGS_BANNER, lambda: fillers.append(fill(small_disk)))
-    result = run.finish()
+    result, filler = run_filling_disk_at(
+        DISABLE_FEATURE, extra, LOGS_BANNER, small_disk
+    )
 
     assert result.rc == 2, result.describe()
     flat = result.flat_output
@@ -244,7 +244,7 @@ def test_disable_disk_full_at_capture_then_rerun(flag_on_restored, small_disk): 
     assert take_snapshot().env_production_bytes == before.env_production_bytes
     assert lock_record() is None
 
-    fillers[0].unlink()
+    filler.unlink()
     rerun = run_checked_playbook(extra, DISABLE_FEATURE)
 
     assert rerun.rc == 0, rerun.describe()
