@@ -18,8 +18,17 @@ options:
     required: true
   timeout:
     description:
-      - Seconds to wait for the server to answer when connecting, and for each
-        connection from the pool.
+      - Seconds each operation may wait to select a server, to connect, and for a
+        connection from the pool, for example while a replica set elects a new
+        primary.
     type: float
     default: 30
+  connect_timeout:
+    description:
+      - Seconds to wait for the server's first answer, before anything is read or
+        written. A server that is down or unreachable fails the module after this
+        long.
+      - A value above O(timeout) waits O(timeout) seconds.
+    type: float
+    default: 10
 """

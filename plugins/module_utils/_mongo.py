@@ -101,16 +101,25 @@ def uri_database(uri: str) -> str | None:
     return unquote(match.group("database"))
 
 
-def connect(uri: str, timeout: float, name: str | None = None):
+def connect(
+    uri: str,
+    timeout: float,
+    name: str | None = None,
+    connect_timeout: float | None = None,
+):
     """Return a connected MongoClient, or raise MongoSnapshotError.
 
     ``timeout`` (seconds) bounds server selection, the connection and each socket
-    operation's wait for a connection. The message names the address without the
-    user name and password.
+    operation's wait for a connection. The first ping must succeed within
+    ``connect_timeout`` seconds, or ``timeout`` when that is shorter or
+    ``connect_timeout`` is None. A server that is down thus fails the module early,
+    while later operations keep the longer wait, for example during a replica set
+    election. The message names the address without the user name and password.
     """
     address = describe_uri(uri)
     label = f"MongoDB data store {name!r}" if name else "MongoDB"
     timeout_ms = int(timeout * 1000)
+    ping_timeout = timeout if connect_timeout is None else min(connect_timeout, timeout)
     try:
         client = pymongo.MongoClient(
             uri,
@@ -125,13 +134,16 @@ def connect(uri: str, timeout: float, name: str | None = None):
             f"{redact(str(error), uri)}. Check the URI syntax."
         ) from None
     try:
-        client.admin.command("ping")
+        # pymongo.timeout (pymongo 4.2 and later) bounds the whole command, server
+        # selection included.
+        with pymongo.timeout(ping_timeout):
+            client.admin.command("ping")
     except PyMongoError as error:
         client.close()
         raise MongoSnapshotError(
             f"{label} at {address} is unreachable: {redact(str(error), uri)}. "
             "Check that the server is running, the address and port are right and "
-            f"the credentials are valid (waited {timeout:g} s)."
+            f"the credentials are valid (waited {ping_timeout:g} s)."
         ) from None
     return client
 
@@ -737,13 +749,14 @@ def connection_argument_spec():
     return {
         "uri": {"type": "str", "required": True, "no_log": True},
         "timeout": {"type": "float", "default": 30},
+        "connect_timeout": {"type": "float", "default": 10},
     }
 
 
-def validate_timeout(timeout):
-    """Raise MongoSnapshotError unless the timeout option is positive."""
+def validate_timeout(timeout, option="timeout"):
+    """Raise MongoSnapshotError unless the timeout option ``option`` is positive."""
     if timeout <= 0:
-        raise MongoSnapshotError(f"timeout must be positive, got {timeout!r}.")
+        raise MongoSnapshotError(f"{option} must be positive, got {timeout!r}.")
 
 
 def fail_unexpected(module, module_name, error, path=None):

@@ -413,7 +413,10 @@ def run(module):
             f"{_mongo.describe_uri(uri)} names none. Set database."
         )
     _mongo.validate_timeout(params["timeout"])
-    client = _mongo.connect(uri, params["timeout"])
+    _mongo.validate_timeout(params["connect_timeout"], "connect_timeout")
+    client = _mongo.connect(
+        uri, params["timeout"], connect_timeout=params["connect_timeout"]
+    )
     try:
         operations = undo(client[database_name], spec, module.check_mode)
     finally:

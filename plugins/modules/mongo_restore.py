@@ -525,6 +525,7 @@ def run(module):
     src = params["src"]
     uri = params["uri"]
     _mongo.validate_timeout(params["timeout"])
+    _mongo.validate_timeout(params["connect_timeout"], "connect_timeout")
     if params["batch_size"] < 1:
         raise MongoSnapshotError(
             f"batch_size must be at least 1, got {params['batch_size']!r}."
@@ -546,7 +547,9 @@ def run(module):
             f"{exclude!r}. Nothing was changed. Check the patterns (db.collection)."
         )
 
-    client = _mongo.connect(uri, params["timeout"])
+    client = _mongo.connect(
+        uri, params["timeout"], connect_timeout=params["connect_timeout"]
+    )
     try:
         plan, new_collections = build_plan(client, snapshot, mapping, include, exclude)
         for item in new_collections:

@@ -383,8 +383,11 @@ def run(module):
         params["method"], "mongodump", params["mongodump_executable"]
     )
     _mongo.validate_timeout(params["timeout"])
+    _mongo.validate_timeout(params["connect_timeout"], "connect_timeout")
 
-    client = _mongo.connect(uri, params["timeout"], params["name"])
+    client = _mongo.connect(
+        uri, params["timeout"], params["name"], params["connect_timeout"]
+    )
     try:
         if module.check_mode:
             planned, total = plan_snapshot(client, databases)

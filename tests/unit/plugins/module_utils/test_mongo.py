@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
 import bson
 import pytest
@@ -379,3 +380,24 @@ def test_connect_unreachable_names_address():
         "credentials are valid (waited 0.2 s)."
     )
     assert "topsecret" not in message
+
+
+def test_connect_unreachable_waits_connect_timeout():
+    """A server that is down fails after connect_timeout, not the longer timeout."""
+    uri = "mongodb://127.0.0.1:27100/app"
+    started = time.monotonic()
+
+    with pytest.raises(_mongo.MongoSnapshotError) as raised:
+        _mongo.connect(uri, 30, "main", connect_timeout=0.2)
+
+    assert time.monotonic() - started < 10
+    assert str(raised.value).endswith("(waited 0.2 s).")
+
+
+def test_connect_timeout_above_timeout_waits_timeout():
+    uri = "mongodb://127.0.0.1:27100/app"
+
+    with pytest.raises(_mongo.MongoSnapshotError) as raised:
+        _mongo.connect(uri, 0.2, "main", connect_timeout=10)
+
+    assert str(raised.value).endswith("(waited 0.2 s).")

@@ -43,6 +43,7 @@ def test_connection_spec_marks_uri_no_log():
     assert spec == {
         "uri": {"type": "str", "required": True, "no_log": True},
         "timeout": {"type": "float", "default": 30},
+        "connect_timeout": {"type": "float", "default": 10},
     }
 
 
@@ -63,6 +64,13 @@ def test_validate_timeout_rejects(timeout):
 
 def test_validate_timeout_accepts_positive():
     _mongo.validate_timeout(0.5)
+
+
+def test_validate_timeout_names_option():
+    with pytest.raises(_mongo.MongoSnapshotError) as error:
+        _mongo.validate_timeout(0, "connect_timeout")
+
+    assert str(error.value) == "connect_timeout must be positive, got 0."
 
 
 def test_tool_method_auto_picks_found_tool(tool):
