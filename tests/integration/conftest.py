@@ -4,6 +4,12 @@
 
 The drill stack is shared, so every test that uses it first resets it to the
 release it needs, and the drill_stack fixture leaves it at v1.0.0.
+
+The tests that use the drill stack, the host's rollback lock file
+(/var/lock/truebond-rollback.lock) or Docker beside the stack carry the drill_machine
+marker, and run one at a time because they reset, stop and lock what the others
+read. `make integration` runs the other tests, whose servers, files and locks are
+all their own, beside them in a second pytest process (`-m "not drill_machine"`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,23 @@ from drill_helpers import (
     remove_image,
     reset_stack,
 )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "drill_machine: the test uses the drill stack, the host's rollback lock or"
+        " Docker beside the stack, so it must not run beside another such test",
+    )
+
+
+# First, so that -m selects on the marker that this hook adds.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses the drill_stack fixture drill_machine."""
+    for item in items:
+        if "drill_stack" in item.fixturenames:
+            item.add_marker(pytest.mark.drill_machine)
 
 
 @pytest.fixture(scope="session")

@@ -180,7 +180,11 @@ def live_stack(tmp_path, prometheus_binary):
 
 @pytest.fixture
 def target_inventory(tmp_path):
-    """Write an inventory whose truebond_app group is one local throwaway host."""
+    """Write an inventory whose truebond_app group is one local throwaway host.
+
+    rollback_app.yml takes the host's rollback lock before its input check, so the
+    tests with this inventory carry the drill_machine marker.
+    """
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(
         "all:\n"
@@ -516,6 +520,7 @@ def interact(tmp_path, answer, *extra_args, inventory=None):
     return child.before, child.exitstatus
 
 
+@pytest.mark.drill_machine
 def test_consider_answer_no_keeps_release(tmp_path, target_inventory):
     output, exit_code = interact(
         tmp_path, "no", *metric_args(0.07, 1, 0.1), inventory=target_inventory
@@ -531,6 +536,7 @@ def test_consider_answer_no_keeps_release(tmp_path, target_inventory):
     assert "skipping: no hosts matched" in output
 
 
+@pytest.mark.drill_machine
 def test_consider_answer_yes_starts_rollback(tmp_path, target_inventory):
     output, exit_code = interact(
         tmp_path,
@@ -549,6 +555,7 @@ def test_consider_answer_yes_starts_rollback(tmp_path, target_inventory):
     assert exit_code == 2, output
 
 
+@pytest.mark.drill_machine
 def test_immediate_auto_rollback_starts_rollback(tmp_path, target_inventory):
     process, result = run_decide(
         tmp_path,
@@ -567,6 +574,7 @@ def test_immediate_auto_rollback_starts_rollback(tmp_path, target_inventory):
     assert process.returncode == 2, describe(process)
 
 
+@pytest.mark.drill_machine
 def test_gate_holds_with_rollback_hosts_override(tmp_path, target_inventory):
     process, result = run_decide(
         tmp_path,

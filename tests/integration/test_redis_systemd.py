@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+# The systemd container shares the network and the cgroup tree of the machine with the
+# drill stack's containers, so it runs one at a time with the drill stack tests.
+pytestmark = pytest.mark.drill_machine
+
 REPO = Path(__file__).resolve().parents[2]
 HOST_DIR = REPO / "tests" / "stack" / "systemd-host"
 CONTAINER = "truebond-systemd-redis"

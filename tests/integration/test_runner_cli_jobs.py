@@ -181,6 +181,8 @@ def test_decide_unreachable_prometheus_exits_2(tmp_path):
     assert command[:3] == ["ansible-playbook", "-e", f"@{private}/env/extravars"]
 
 
+# The real rollback_app.yml takes the host's rollback lock before its input check.
+@pytest.mark.drill_machine
 def test_app_invalid_severity_fails_validation(tmp_path):
     """A value outside the choices fails at the playbook, as on the command line."""
     private = tmp_path / "private"
@@ -213,6 +215,7 @@ def test_app_invalid_severity_fails_validation(tmp_path):
     assert "Validation of arguments failed" in (folder / "stdout").read_text()
 
 
+@pytest.mark.drill_machine
 def test_check_mode_reaches_ansible_playbook(tmp_path):
     private = tmp_path / "private"
     inventory = local_inventory(
