@@ -26,10 +26,8 @@ import tempfile
 import traceback
 from urllib.parse import unquote
 
-from ansible_collections.truebond.rollback.plugins.module_utils._files import (  # noqa: F401 - free_space_text and is_disk_full are used as _mongo.<name>
+from ansible_collections.truebond.rollback.plugins.module_utils._files import (
     atomic_write,
-    free_space_text,
-    is_disk_full,
     sha256_file,
 )
 

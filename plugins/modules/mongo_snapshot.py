@@ -171,6 +171,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.truebond.rollback.plugins.module_utils import _mongo
+from ansible_collections.truebond.rollback.plugins.module_utils._files import (
+    free_space_text,
+    is_disk_full,
+)
 from ansible_collections.truebond.rollback.plugins.module_utils._mongo import (
     MongoSnapshotError,
 )
@@ -302,10 +306,10 @@ def take_snapshot(module, client, params, databases, method):
         _mongo.write_snapshot_json(path, snapshot)
     except OSError as error:
         # Nothing of the snapshot is on disk yet, so there is no folder to mark.
-        reason = f"the disk is full: {error}" if _mongo.is_disk_full(error) else error
+        reason = f"the disk is full: {error}" if is_disk_full(error) else error
         raise MongoSnapshotError(
             f"MongoDB snapshot {params['name']!r} into {path!r} could not start: "
-            f"{reason}. {_mongo.free_space_text(path)}. Nothing of the snapshot was "
+            f"{reason}. {free_space_text(path)}. Nothing of the snapshot was "
             "written. Free space or choose another folder, then take the snapshot "
             "again."
         ) from None
@@ -320,11 +324,11 @@ def take_snapshot(module, client, params, databases, method):
             )
     except OSError as error:
         reason = f"writing the snapshot failed: {error}"
-        if _mongo.is_disk_full(error):
+        if is_disk_full(error):
             reason = f"the disk is full: {error}"
         message = (
             f"MongoDB snapshot {params['name']!r} into {path!r}: {reason}. "
-            f"{_mongo.free_space_text(path)}. The folder is marked incomplete and is "
+            f"{free_space_text(path)}. The folder is marked incomplete and is "
             "never restored from. Free space or choose another folder, then take "
             "the snapshot again."
         )
@@ -347,7 +351,7 @@ def take_snapshot(module, client, params, databases, method):
         failure = SnapshotWriteError(
             f"MongoDB snapshot {params['name']!r}: writing "
             f"{os.path.join(path, _mongo.SNAPSHOT_FILE)!r} failed: {error}. "
-            f"{_mongo.free_space_text(path)}. The snapshot is incomplete. Free "
+            f"{free_space_text(path)}. The snapshot is incomplete. Free "
             "space or choose another folder, then take the snapshot again."
         )
         failure.snapshot = snapshot

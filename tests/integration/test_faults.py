@@ -791,8 +791,8 @@ def test_full_sigterm_in_redis_restore_then_rerun(predeploy_backup):
 
     The second run takes the stale lock over, stops in the preflight with the
     command that starts Redis, changes nothing and releases the lock. Once Redis runs
-    again, as that message says, the next run converges: the restore replaces the
-    data that Redis loaded.
+    again (the test starts it with stack.sh), the next run converges: the restore
+    replaces the data that Redis loaded.
     """
     try:
         # Redis stopped in the task before. The signal comes while the module that
